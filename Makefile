@@ -1,0 +1,46 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP_DEMO := $(VENV)/.installed-demo
+STAMP_DEV  := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+$(STAMP_DEMO): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[demo]' --config-settings editable_mode=strict
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
+	touch $@ $(STAMP_DEMO)
+
+# The editable install is a tree of links under build/; re-linking picks up files added since.
+relink: | $(BIN)/python
+	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict
+
+demo: $(STAMP_DEMO)
+	$(MAKE) -s relink
+	@# exit 1 means "findings at or above --fail-on", which the demo estate has by design
+	$(BIN)/audit-bedrock --demo || [ $$? -eq 1 ]
+
+test: $(STAMP_DEV)
+	$(MAKE) -s relink
+	$(BIN)/ruff check .
+	$(BIN)/mypy -p audit_bedrock
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check .
+
+bench: $(STAMP_DEV)
+	$(MAKE) -s relink
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info audit-bedrock-report

@@ -1,0 +1,33 @@
+"""Pluggable report renderers: each turns a ScanResult into the bytes of one file."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit_bedrock.model import ScanResult
+
+Renderer = Callable[[ScanResult, "RenderContext"], bytes]
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What renderers may read besides the result: the rule catalog and the tool version."""
+
+    catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
+    version: str = "0.0.0"
+
+
+# format name -> (file name, "module:function"); modules are imported only when used.
+FORMATS: dict[str, tuple[str, str]] = {
+    "json": ("findings.json", "audit_bedrock.reports.json_report:render"),
+}
+
+
+def renderer(fmt: str) -> Renderer:
+    """Import and return the renderer for `fmt`."""
+    module, func = FORMATS[fmt][1].split(":")
+    fn: Renderer = getattr(importlib.import_module(module), func)
+    return fn

@@ -1,0 +1,5 @@
+"""Allow `python -m audit_bedrock`."""
+
+from audit_bedrock.cli import main
+
+raise SystemExit(main())

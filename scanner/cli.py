@@ -1,0 +1,346 @@
+"""The audit-bedrock command line: parse flags, run a scan (or re-evaluate facts), write reports, exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audit_bedrock import __version__
+
+if TYPE_CHECKING:
+    from audit_bedrock.config import Config
+    from audit_bedrock.engine import Rule
+    from audit_bedrock.model import ScanResult
+
+log = logging.getLogger("audit_bedrock")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_FORMATS = "json"
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _accounts(value: str) -> list[str]:
+    ids = _csv(value)
+    for i in ids:
+        if not _ACCOUNT_RE.match(i):
+            raise argparse.ArgumentTypeError(f"'{i}' is not a 12-digit AWS account id")
+    return ids
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="audit-bedrock",
+        description="Audit Amazon Bedrock model invocation logging across an AWS Organization.",
+        epilog="Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or config error, "
+               "3 scan incomplete, 130 interrupted.",
+    )
+    scope = p.add_argument_group("what to scan")
+    scope.add_argument("--org", action="store_true", help="every ACTIVE account of the organization")
+    scope.add_argument("--accounts", type=_accounts, metavar="ID,ID", help="only these accounts")
+    scope.add_argument("--exclude-accounts", type=_accounts, metavar="ID,ID", default=[],
+                       help="leave these accounts out")
+    scope.add_argument("--ou", action="append", metavar="OU_ID", default=[],
+                       help="accounts under this OU or root, recursively (repeatable)")
+    scope.add_argument("--regions", metavar="all|r1,r2", help="default all: every Bedrock region enabled")
+    scope.add_argument("--role-name", help="role assumed in member accounts (default OrganizationAccountAccessRole)")
+    scope.add_argument("--external-id", help="ExternalId for AssumeRole")
+    rules = p.add_argument_group("rules and config")
+    rules.add_argument("--config", metavar="FILE", help="YAML config (see config.example.yaml)")
+    rules.add_argument("--rules-dir", action="append", default=[], metavar="DIR",
+                       help="an extra rule pack beside the default one (repeatable)")
+    rules.add_argument("--list-rules", action="store_true", help="print the rule catalog and exit")
+    rules.add_argument("--explain", metavar="RULE_ID", help="print one rule's rationale and remediation")
+    out = p.add_argument_group("output")
+    out.add_argument("--format", default=None, metavar="json,html,sarif",
+                     help=f"report formats (default {DEFAULT_FORMATS})")
+    out.add_argument("--output-dir", default="audit-bedrock-report", metavar="DIR")
+    out.add_argument("--fail-on", choices=("critical", "high", "medium", "low", "none"), default=None,
+                     help="exit 1 when an open finding is at or above this severity (default high)")
+    out.add_argument("--baseline", metavar="FILE", help="a previous findings.json to diff against")
+    out.add_argument("--save-facts", metavar="FILE", help="also write every collected fact to FILE")
+    out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
+    run = p.add_argument_group("running")
+    run.add_argument("--max-workers", type=int, default=None, metavar="N", help="concurrency (default 16)")
+    run.add_argument("--profile", help="AWS profile")
+    run.add_argument("--endpoint-url", help="AWS endpoint override (AWS_ENDPOINT_URL works too)")
+    run.add_argument("--demo", action="store_true",
+                     help="scan a seeded sample organization on an embedded AWS stand-in (needs .[demo])")
+    run.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    run.add_argument("--version", action="version", version=f"audit-bedrock {__version__}")
+    return p
+
+
+def _setup_logging(ns: argparse.Namespace) -> None:
+    level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
+    logging.basicConfig(level=max(logging.DEBUG, min(logging.CRITICAL, level)), stream=sys.stderr,
+                        format="audit-bedrock: %(levelname)s: %(message)s")
+    if ns.verbose < 3:
+        for noisy in ("botocore", "urllib3", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from audit_bedrock.errors import UsageError
+
+    ns = build_parser().parse_args(argv)
+    _setup_logging(ns)
+    try:
+        if ns.demo:
+            from audit_bedrock.demo import run_demo
+            return run_demo(ns)
+        return execute(ns)
+    except UsageError as exc:
+        print(f"audit-bedrock: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def load_settings(ns: argparse.Namespace) -> tuple[Config, list[Rule]]:
+    """Config file, then flags on top; then rules, validated against the config."""
+    from dataclasses import replace
+
+    from audit_bedrock.config import load_config, validate_regions
+    from audit_bedrock.engine import load_rules
+    from audit_bedrock.errors import UsageError
+
+    known = _known_regions()
+    cfg = load_config(ns.config, known)
+    if ns.role_name:
+        cfg = replace(cfg, role_name=ns.role_name)
+    if ns.external_id:
+        cfg = replace(cfg, external_id=ns.external_id)
+    if ns.regions:
+        if ns.regions.strip() == "all":
+            cfg = replace(cfg, regions=None)
+        else:
+            def bad(problem: str) -> UsageError:
+                return UsageError(f"--regions: {problem}")
+            cfg = replace(cfg, regions=validate_regions(tuple(_csv(ns.regions)), known, bad))
+    if ns.fail_on:
+        cfg = replace(cfg, fail_on=ns.fail_on)
+    if ns.max_workers is not None:
+        if not 1 <= ns.max_workers <= 256:
+            raise UsageError(f"--max-workers must be between 1 and 256, got {ns.max_workers}")
+        cfg = replace(cfg, max_workers=ns.max_workers)
+    rules = load_rules([*cfg.rule_paths, *ns.rules_dir])
+    ids = {r.id for r in rules}
+    src = cfg.source or "config"
+    for rid, _ in cfg.severity_overrides:
+        if rid not in ids:
+            raise UsageError(f"'severity_overrides.{rid}': no such rule", source=src)
+    for rid in cfg.disabled_rules:
+        if rid not in ids:
+            raise UsageError(f"'disabled_rules': no such rule '{rid}'", source=src)
+    for i, s in enumerate(cfg.suppressions):
+        if s.rule != "*" and s.rule not in ids:
+            raise UsageError(f"'suppressions[{i}].rule': no such rule '{s.rule}'", source=src)
+    return cfg, [r for r in rules if r.id not in cfg.disabled_rules]
+
+
+def _known_regions() -> tuple[str, ...]:
+    from audit_bedrock.discovery import bedrock_regions
+    return bedrock_regions()
+
+
+def _formats(ns: argparse.Namespace) -> list[str]:
+    from audit_bedrock.errors import UsageError
+    from audit_bedrock.reports import FORMATS
+
+    fmts = _csv(ns.format or DEFAULT_FORMATS)
+    for f in fmts:
+        if f not in FORMATS:
+            raise UsageError(f"--format: unknown format '{f}' (available: {', '.join(FORMATS)})")
+    return list(dict.fromkeys(fmts))
+
+
+def print_catalog(rules: list[Rule], explain: str | None) -> int:
+    from audit_bedrock.errors import UsageError
+
+    if explain:
+        rule = next((r for r in rules if r.id == explain.upper()), None)
+        if rule is None:
+            from audit_bedrock.config import did_you_mean
+            raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}")
+        print(f"{rule.id}  [{rule.severity}, {rule.scope} scope]  {rule.title}\n")
+        if rule.rationale:
+            print(f"Why it matters:\n  {rule.rationale}\n")
+        print(f"Remediation:\n  {rule.remediation}\n")
+        print("References:")
+        for ref in rule.references:
+            print(f"  {ref}")
+        return EXIT_OK
+    for r in rules:
+        print(f"{r.id:<9} {r.severity:<8} {r.scope:<8} {r.title}")
+    return EXIT_OK
+
+
+def execute(ns: argparse.Namespace) -> int:
+    """Run one command; UsageError propagates to main()."""
+    from audit_bedrock.errors import UsageError
+
+    if ns.list_rules or ns.explain:
+        from audit_bedrock.config import load_config
+        from audit_bedrock.engine import load_rules
+        cfg = load_config(ns.config)
+        return print_catalog(load_rules([*cfg.rule_paths, *ns.rules_dir]), ns.explain)
+    cfg, rules = load_settings(ns)
+    formats = _formats(ns)
+    baseline = None
+    if ns.baseline:
+        from audit_bedrock.findings import load_baseline
+        baseline = load_baseline(ns.baseline)
+    if ns.from_facts:
+        if ns.save_facts:
+            raise UsageError("--save-facts and --from-facts cannot be combined")
+        from audit_bedrock.facts import load_facts
+        doc = load_facts(ns.from_facts)
+        result, facts = _evaluate_saved(doc, cfg, rules), None
+    else:
+        result, facts = _scan(ns, cfg, rules)
+    return finish(ns, cfg, rules, result, formats, baseline, facts)
+
+
+def _evaluate_saved(doc: dict[str, Any], cfg: Config, rules: list[Rule]) -> ScanResult:
+    from audit_bedrock.engine import Evaluator
+    from audit_bedrock.findings import FindingBuilder
+    from audit_bedrock.scan import Accumulator
+
+    acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg))
+    for account in doc["accounts"]:
+        acc.add(account)
+    meta = doc["scan"]
+    return _result(acc, meta.get("organization_id"), str(meta.get("caller_account", "")),
+                   tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at", "")),
+                   str(meta.get("finished_at", "")), int(meta.get("api_calls", 0)),
+                   interrupted=bool(meta.get("interrupted", False)))
+
+
+def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...], started: str, finished: str,
+            api_calls: int, interrupted: bool = False) -> ScanResult:
+    from audit_bedrock.findings import sort_findings
+    from audit_bedrock.model import Coverage, ScanMeta, ScanResult
+
+    coverage = list(acc.coverage)
+    for o in acc.outcomes:  # accounts that could not be entered get an error cell per region
+        if o.status == "error" and not any(c.account_id == o.id for c in coverage):
+            coverage.extend(Coverage(o.id, r, "error", reason=o.reason) for r in regions)
+    coverage.sort(key=lambda c: (c.account_id, c.region))
+    outcomes = sorted(acc.outcomes, key=lambda o: o.id)
+    meta = ScanMeta(started, finished, org_id, caller, regions, tuple(outcomes), api_calls,
+                    incomplete=acc.incomplete or interrupted, interrupted=interrupted)
+    return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)),
+                      notices=tuple(acc.builder.expired_notices()))
+
+
+def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanResult, list[dict[str, Any]] | None]:
+    from audit_bedrock.discovery import discover_accounts
+    from audit_bedrock.engine import Evaluator
+    from audit_bedrock.findings import FindingBuilder
+    from audit_bedrock.scan import Accumulator, Scanner, ScanPlan, skipped_doc, utcnow
+    from audit_bedrock.session import Sessions
+
+    started = utcnow()
+    sessions = Sessions(profile=ns.profile, endpoint_url=ns.endpoint_url, max_pool=10)
+    caller_creds = sessions.caller_credentials()
+    org = sessions.client("organizations", "us-east-1", caller_creds, "caller")
+    sts = sessions.client("sts", sessions.home_region, caller_creds, "caller")
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        estate = discover_accounts(org, sts, use_org=ns.org, accounts=ns.accounts or [],
+                                   exclude=ns.exclude_accounts, ous=ns.ou)
+    except (ClientError, BotoCoreError) as exc:
+        from audit_bedrock.errors import UsageError
+        from audit_bedrock.session import error_message
+        raise UsageError(f"cannot identify the caller: {error_message(exc)}") from None
+    log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
+    plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers)
+    acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), keep_facts=bool(ns.save_facts))
+    for acct, reason in estate.skipped:
+        acc.add(skipped_doc(acct, reason))
+    scanner = Scanner(sessions, plan)
+    bar = _progress(len(estate.accounts), ns.quiet > 0)
+    try:
+        complete = scanner.run(estate.accounts, acc.add, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    regions = cfg.regions or tuple(sorted(acc.regions_seen))
+    result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
+                     sessions.calls.calls, interrupted=not complete)
+    if sessions.calls.duplicates:
+        log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
+    facts = acc.facts if ns.save_facts else None
+    return result, facts
+
+
+def _progress(total: int, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty() or total < 2:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="account", file=sys.stderr, leave=False)
+
+
+def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanResult, formats: list[str],
+           baseline: Any, facts: list[dict[str, Any]] | None) -> int:
+    """Apply the baseline, write reports and facts, print the summary, choose the exit code."""
+    from dataclasses import replace
+
+    from audit_bedrock.findings import apply_baseline
+    from audit_bedrock.output import write_atomic
+    from audit_bedrock.reports import FORMATS, RenderContext, renderer
+    from audit_bedrock.reports.summary import render_summary
+
+    if baseline is not None:
+        marked, fixed = apply_baseline(list(result.findings), baseline)
+        result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
+    ctx = RenderContext(catalog={r.id: r.to_catalog() for r in rules}, version=__version__)
+    rendered = [(Path(ns.output_dir) / FORMATS[f][0], renderer(f)(result, ctx)) for f in formats]
+    written = []
+    if facts is not None:
+        from audit_bedrock.facts import dump_facts
+        m = result.meta
+        meta = {"organization_id": m.organization_id, "caller_account": m.caller_account,
+                "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
+                "api_calls": m.api_calls, "interrupted": m.interrupted}
+        path = Path(ns.save_facts)
+        write_atomic(path, dump_facts(path, meta, facts))
+        written.append(str(path))
+    for path, data in rendered:
+        write_atomic(path, data)
+        written.append(str(path))
+    if ns.quiet < 2:
+        render_summary(result, written)
+    if result.meta.interrupted:
+        return EXIT_INTERRUPTED
+    return exit_code(result, cfg.fail_on, {r.id: r.category for r in rules},
+                     new_only=bool(getattr(ns, "fail_on_new", False)))
+
+
+def exit_code(result: ScanResult, fail_on: str, categories: dict[str, str], new_only: bool = False) -> int:
+    """1 for open posture findings at or above fail_on, else 3 when incomplete, else 0."""
+    from audit_bedrock.model import SEVERITY_RANK
+
+    if fail_on != "none":
+        limit = SEVERITY_RANK[fail_on]
+        for f in result.open_findings():
+            if categories.get(f.rule_id, "posture") == "coverage":
+                continue
+            if new_only and f.baseline != "new":
+                continue
+            if SEVERITY_RANK[f.severity] <= limit:
+                return EXIT_FINDINGS
+    return EXIT_INCOMPLETE if result.meta.incomplete else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""The collector registry: which collectors run, in order, and the IAM actions they declare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from audit_bedrock.collectors.base import AccountCollector, RegionCollector
+from audit_bedrock.collectors.logging_config import LoggingConfigCollector
+
+# The Bedrock logging configuration comes first: when it cannot be read the region is an error.
+PRIMARY = LoggingConfigCollector()
+REGION_COLLECTORS: tuple[RegionCollector, ...] = ()
+ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = ()
+# Derivers run last on the whole account document and add derived facts (policy analysis).
+DERIVERS: tuple[Callable[[dict[str, Any]], None], ...] = ()
+
+# Discovery's own reads, in the member account.
+DISCOVERY_ACTIONS: tuple[str, ...] = ("ec2:DescribeRegions",)
+
+
+def required_actions() -> list[str]:
+    """Every IAM action the scanner calls inside a member account, sorted."""
+    actions = set(DISCOVERY_ACTIONS) | set(PRIMARY.actions)
+    for rc in REGION_COLLECTORS:
+        actions.update(rc.actions)
+    for ac in ACCOUNT_COLLECTORS:
+        actions.update(ac.actions)
+    return sorted(actions)

@@ -1,0 +1,111 @@
+"""What every collector shares: the contexts it reads from and the call wrapper that turns errors into gaps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from audit_bedrock.facts import gap
+from audit_bedrock.session import error_code, error_message
+
+log = logging.getLogger("audit_bedrock")
+
+# Error codes that mean "you may not read this": they become gaps, never passes.
+DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+    "UnauthorizedAccess", "AllAccessDisabled", "Forbidden", "403",
+})
+
+
+@dataclass
+class AccountContext:
+    """One account being scanned: how to build its clients, and a cache of them."""
+
+    account_id: str
+    account_name: str
+    make_client: Callable[[str, str], Any]
+    home_region: str
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self.make_client(service, region)
+        return self._clients[key]
+
+
+@dataclass
+class RegionContext:
+    """One account and region being scanned."""
+
+    account: AccountContext
+    region: str
+
+    def client(self, service: str) -> Any:
+        return self.account.client(service, self.region)
+
+
+class Failure(Exception):
+    """An AWS call failed; `fact` is the gap value to record in its place."""
+
+    def __init__(self, fact: dict[str, Any], code: str, cause: BaseException) -> None:
+        super().__init__(fact["message"])
+        self.fact = fact
+        self.code = code
+        self.cause = cause
+
+
+def call(client: Any, operation: str, action: str, where: str, **kwargs: Any) -> dict[str, Any]:
+    """Call `operation`; on any AWS or transport error raise Failure carrying a gap for `action`."""
+    try:
+        result: dict[str, Any] = getattr(client, operation)(**kwargs)
+        return result
+    except ClientError as exc:
+        code = error_code(exc)
+        log.info("%s: %s failed: %s", where, action, error_message(exc))
+        raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+    except BotoCoreError as exc:
+        code = type(exc).__name__
+        log.warning("%s: %s failed: %s", where, action, error_message(exc))
+        raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+
+
+def paginate(client: Any, operation: str, action: str, where: str, result_key: str,
+             **kwargs: Any) -> list[Any]:
+    """Every item of a paginated operation; raises Failure like `call`."""
+    items: list[Any] = []
+    try:
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            items.extend(page.get(result_key) or [])
+    except ClientError as exc:
+        code = error_code(exc)
+        log.info("%s: %s failed: %s", where, action, error_message(exc))
+        raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+    except BotoCoreError as exc:
+        code = type(exc).__name__
+        log.warning("%s: %s failed: %s", where, action, error_message(exc))
+        raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+    return items
+
+
+class RegionCollector(Protocol):
+    """Adds facts to one region document; declares the IAM actions it may call."""
+
+    name: str
+    actions: tuple[str, ...]
+
+    def collect(self, ctx: RegionContext, facts: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class AccountCollector(Protocol):
+    """Adds account-level facts (IAM is global) once the region documents are known."""
+
+    name: str
+    actions: tuple[str, ...]
+
+    def collect(self, ctx: AccountContext, account: dict[str, Any],
+                regions: list[dict[str, Any]]) -> dict[str, Any]: ...

@@ -1,0 +1,326 @@
+"""Load and validate the YAML config: unknown keys, wrong types and bad values exit 2 naming file and key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit_bedrock.errors import UsageError
+
+DATA_TYPES: tuple[str, ...] = ("text", "image", "embedding", "video", "audio")
+FAIL_ON_LEVELS: tuple[str, ...] = ("critical", "high", "medium", "low", "none")
+SEVERITY_NAMES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
+RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*-\d{3}$")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Silences one rule for an account (and optionally a region) until `expires`."""
+
+    rule: str
+    account: str
+    region: str | None
+    reason: str
+    expires: dt.date | None
+
+    def matches(self, rule_id: str, account_id: str, region: str | None) -> bool:
+        if self.rule not in (rule_id, "*") or self.account not in (account_id, "*"):
+            return False
+        return self.region in (None, "*", region)
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expires is not None and self.expires < today
+
+
+@dataclass(frozen=True)
+class ApprovedDestinations:
+    """Where logs may go; only checked (BIL-017) when configured."""
+
+    buckets: tuple[str, ...] = ()
+    log_groups: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+
+    def configured(self) -> bool:
+        return bool(self.buckets or self.log_groups or self.accounts)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting a scan reads; defaults apply when the key is absent."""
+
+    role_name: str = "OrganizationAccountAccessRole"
+    external_id: str | None = None
+    regions: tuple[str, ...] | None = None  # None means "all"
+    required_data_types: tuple[str, ...] = DATA_TYPES
+    usage_lookback_days: int = 14
+    min_retention_days: int = 90
+    approved_destinations: ApprovedDestinations = field(default_factory=ApprovedDestinations)
+    severity_overrides: tuple[tuple[str, str], ...] = ()
+    disabled_rules: tuple[str, ...] = ()
+    suppressions: tuple[Suppression, ...] = ()
+    rule_paths: tuple[str, ...] = ()
+    fail_on: str = "high"
+    max_workers: int = 16
+    source: str | None = None
+
+    def rule_params(self) -> dict[str, Any]:
+        """The values rules may read as `params.*`."""
+        return {
+            "required_data_types": list(self.required_data_types),
+            "usage_lookback_days": self.usage_lookback_days,
+            "min_retention_days": self.min_retention_days,
+            "approved_destinations": {
+                "configured": self.approved_destinations.configured(),
+                "buckets": list(self.approved_destinations.buckets),
+                "log_groups": list(self.approved_destinations.log_groups),
+                "accounts": list(self.approved_destinations.accounts),
+            },
+        }
+
+
+KNOWN_KEYS: tuple[str, ...] = (
+    "role_name", "external_id", "regions", "required_data_types", "usage_lookback_days",
+    "min_retention_days", "approved_destinations", "severity_overrides", "disabled_rules",
+    "suppressions", "rule_paths", "fail_on", "max_workers",
+)
+SUPPRESSION_KEYS: tuple[str, ...] = ("rule", "account", "region", "reason", "expires")
+APPROVED_KEYS: tuple[str, ...] = ("buckets", "log_groups", "accounts")
+
+
+def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    """A ' (did you mean X?)' suffix when a close match exists."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map each key path ('a', 'a.b', 'suppressions[0].rule') to its 1-based line."""
+    lines: dict[str, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: yaml.Node | None, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                name = f"{prefix}.{k.value}" if prefix else str(k.value)
+                lines[name] = k.start_mark.line + 1
+                walk(v, name)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                name = f"{prefix}[{i}]"
+                lines[name] = v.start_mark.line + 1
+                walk(v, name)
+
+    walk(root, "")
+    return lines
+
+
+def read_yaml(path: Path, what: str) -> tuple[Any, str]:
+    """Read and parse a YAML file, turning every failure into a UsageError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} file not found", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} file: {exc}", source=str(path)) from None
+    try:
+        return yaml.safe_load(text), text
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UsageError(f"{where}invalid YAML: {problem}", source=str(path)) from None
+
+
+class _Checker:
+    """Type and value checks that name the file, the key and its line."""
+
+    def __init__(self, source: str, lines: dict[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+
+    def fail(self, key: str, problem: str) -> UsageError:
+        line = self.lines.get(key)
+        where = f"line {line}: " if line else ""
+        return UsageError(f"{where}'{key}': {problem}", source=self.source)
+
+    def unknown(self, data: dict[str, Any], known: tuple[str, ...], prefix: str) -> None:
+        for key in data:
+            if key not in known:
+                name = f"{prefix}.{key}" if prefix else str(key)
+                raise self.fail(name, f"unknown key{did_you_mean(str(key), known)}")
+
+    def string(self, key: str, value: Any, *, allow_none: bool = False) -> str | None:
+        if value is None and allow_none:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"expected a non-empty string, got {type(value).__name__}")
+        return value
+
+    def integer(self, key: str, value: Any, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {type(value).__name__}")
+        if not lo <= value <= hi:
+            raise self.fail(key, f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def str_list(self, key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of strings, got {type(value).__name__}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise self.fail(f"{key}[{i}]", f"expected a non-empty string, got {type(item).__name__}")
+        return tuple(value)
+
+    def account_list(self, key: str, value: Any) -> tuple[str, ...]:
+        items = self.str_list(key, [str(v) if isinstance(v, int) else v for v in value]
+                              if isinstance(value, list) else value)
+        for i, item in enumerate(items):
+            if not ACCOUNT_ID_RE.match(item):
+                raise self.fail(f"{key}[{i}]", f"'{item}' is not a 12-digit AWS account id")
+        return items
+
+
+def parse_config(data: Any, source: str, text: str = "", known_regions: tuple[str, ...] = ()) -> Config:
+    """Validate a parsed YAML document and build a Config."""
+    chk = _Checker(source, key_lines(text))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"the config must be a mapping of keys, got {type(data).__name__}", source=source)
+    chk.unknown(data, KNOWN_KEYS, "")
+    kw: dict[str, Any] = {"source": source}
+
+    if "role_name" in data:
+        kw["role_name"] = chk.string("role_name", data["role_name"])
+    if "external_id" in data:
+        kw["external_id"] = chk.string("external_id", data["external_id"], allow_none=True)
+    if "regions" in data:
+        regions = data["regions"]
+        if regions == "all":
+            kw["regions"] = None
+        else:
+            kw["regions"] = validate_regions(chk.str_list("regions", regions), known_regions,
+                                             lambda bad: chk.fail("regions", bad))
+    if "required_data_types" in data:
+        types_ = chk.str_list("required_data_types", data["required_data_types"])
+        for i, t in enumerate(types_):
+            if t not in DATA_TYPES:
+                raise chk.fail(f"required_data_types[{i}]",
+                               f"unknown data type '{t}'{did_you_mean(t, DATA_TYPES)}; "
+                               f"expected some of {', '.join(DATA_TYPES)}")
+        kw["required_data_types"] = types_
+    if "usage_lookback_days" in data:
+        kw["usage_lookback_days"] = chk.integer("usage_lookback_days", data["usage_lookback_days"], 1, 455)
+    if "min_retention_days" in data:
+        kw["min_retention_days"] = chk.integer("min_retention_days", data["min_retention_days"], 1, 3653)
+    if "max_workers" in data:
+        kw["max_workers"] = chk.integer("max_workers", data["max_workers"], 1, 256)
+    if "fail_on" in data:
+        fail_on = chk.string("fail_on", data["fail_on"])
+        if fail_on not in FAIL_ON_LEVELS:
+            raise chk.fail("fail_on", f"must be one of {', '.join(FAIL_ON_LEVELS)}, got '{fail_on}'")
+        kw["fail_on"] = fail_on
+    if "approved_destinations" in data:
+        ad = data["approved_destinations"] or {}
+        if not isinstance(ad, dict):
+            raise chk.fail("approved_destinations", "expected a mapping with buckets, log_groups, accounts")
+        chk.unknown(ad, APPROVED_KEYS, "approved_destinations")
+        kw["approved_destinations"] = ApprovedDestinations(
+            buckets=chk.str_list("approved_destinations.buckets", ad.get("buckets", [])),
+            log_groups=chk.str_list("approved_destinations.log_groups", ad.get("log_groups", [])),
+            accounts=chk.account_list("approved_destinations.accounts", ad.get("accounts", [])),
+        )
+    if "severity_overrides" in data:
+        so = data["severity_overrides"] or {}
+        if not isinstance(so, dict):
+            raise chk.fail("severity_overrides", "expected a mapping of rule id to severity")
+        for rule, sev in so.items():
+            if not isinstance(rule, str) or not RULE_ID_RE.match(rule):
+                raise chk.fail("severity_overrides", f"'{rule}' is not a rule id like BIL-005")
+            if sev not in SEVERITY_NAMES:
+                raise chk.fail(f"severity_overrides.{rule}",
+                               f"must be one of {', '.join(SEVERITY_NAMES)}, got '{sev}'")
+        kw["severity_overrides"] = tuple(sorted(so.items()))
+    if "disabled_rules" in data:
+        rules = chk.str_list("disabled_rules", data["disabled_rules"])
+        for i, r in enumerate(rules):
+            if not RULE_ID_RE.match(r):
+                raise chk.fail(f"disabled_rules[{i}]", f"'{r}' is not a rule id like BIL-005")
+        kw["disabled_rules"] = rules
+    if "rule_paths" in data:
+        base = Path(source).parent if source else Path(".")
+        kw["rule_paths"] = tuple(str(base / p) for p in chk.str_list("rule_paths", data["rule_paths"]))
+    if "suppressions" in data:
+        kw["suppressions"] = _suppressions(chk, data["suppressions"], known_regions)
+    return Config(**kw)
+
+
+def _suppressions(chk: _Checker, value: Any, known_regions: tuple[str, ...]) -> tuple[Suppression, ...]:
+    if not isinstance(value, list):
+        raise chk.fail("suppressions", f"expected a list, got {type(value).__name__}")
+    out = []
+    for i, item in enumerate(value):
+        key = f"suppressions[{i}]"
+        if not isinstance(item, dict):
+            raise chk.fail(key, "expected a mapping with rule, account, region, reason, expires")
+        chk.unknown(item, SUPPRESSION_KEYS, key)
+        for required in ("rule", "account", "reason"):
+            if required not in item:
+                raise chk.fail(key, f"missing required key '{required}'")
+        rule = chk.string(f"{key}.rule", item["rule"])
+        assert rule is not None
+        if rule != "*" and not RULE_ID_RE.match(rule):
+            raise chk.fail(f"{key}.rule", f"'{rule}' is not a rule id like BIL-005")
+        account = str(item["account"]) if isinstance(item["account"], int) else item["account"]
+        account = chk.string(f"{key}.account", account)
+        assert account is not None
+        if account != "*" and not ACCOUNT_ID_RE.match(account):
+            raise chk.fail(f"{key}.account", f"'{account}' is not a 12-digit AWS account id")
+        region = chk.string(f"{key}.region", item.get("region"), allow_none=True)
+        if region not in (None, "*") and known_regions and region not in known_regions:
+            raise chk.fail(f"{key}.region",
+                           f"unknown region '{region}'{did_you_mean(str(region), known_regions)}")
+        reason = chk.string(f"{key}.reason", item["reason"])
+        assert reason is not None
+        expires_raw = item.get("expires")
+        expires: dt.date | None
+        if expires_raw is None:
+            expires = None
+        elif isinstance(expires_raw, dt.date):
+            expires = expires_raw
+        else:
+            try:
+                expires = dt.date.fromisoformat(str(expires_raw))
+            except ValueError:
+                raise chk.fail(f"{key}.expires", f"expected a date YYYY-MM-DD, got '{expires_raw}'") from None
+        out.append(Suppression(rule, account, region, reason, expires))
+    return tuple(out)
+
+
+def validate_regions(regions: tuple[str, ...], known: tuple[str, ...], fail: Any) -> tuple[str, ...]:
+    """Reject unknown region names; `fail(problem)` builds the error."""
+    if not regions:
+        raise fail("expected at least one region")
+    if known:
+        for r in regions:
+            if r not in known:
+                raise fail(f"unknown region '{r}'{did_you_mean(r, known)}")
+    return tuple(dict.fromkeys(regions))
+
+
+def load_config(path: str | None, known_regions: tuple[str, ...] = ()) -> Config:
+    """Load `path` (or return defaults when None)."""
+    if path is None:
+        return Config()
+    data, text = read_yaml(Path(path), "config")
+    return parse_config(data, path, text, known_regions)

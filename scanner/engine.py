@@ -1,0 +1,392 @@
+"""The rule engine: load and validate YAML rules, evaluate JMESPath conditions over facts, emit raw results."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+import jmespath.functions
+from jmespath.parser import ParsedResult
+
+from audit_bedrock.config import SEVERITY_NAMES, did_you_mean, key_lines, read_yaml
+from audit_bedrock.errors import UsageError
+from audit_bedrock.facts import is_gap
+
+GAP_RULE_ID = "SCAN-003"
+SCOPES = ("region", "account")
+CATEGORIES = ("posture", "coverage")
+RULE_KEYS = (
+    "id", "title", "severity", "severity_when", "scope", "category", "requires", "for_each",
+    "condition", "resource", "message", "vars", "properties", "rationale", "remediation",
+    "references", "examples",
+)
+REQUIRED_KEYS = ("id", "title", "severity", "scope", "condition", "resource", "message",
+                 "remediation", "references", "examples")
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+class RuleFunctions(jmespath.functions.Functions):
+    """The small registry of custom JMESPath functions rules may call."""
+
+    @jmespath.functions.signature({"types": []})
+    def _func_is_gap(self, value: Any) -> bool:
+        return is_gap(value)
+
+    @jmespath.functions.signature({"types": ["array"]}, {"types": ["object", "null"]})
+    def _func_missing(self, keys: list[Any], obj: dict[str, Any] | None) -> list[Any]:
+        """The keys whose value in `obj` is not true."""
+        obj = obj or {}
+        return [k for k in keys if obj.get(k) is not True]
+
+    @jmespath.functions.signature({"types": ["string", "null"]}, {"types": ["array", "null"]})
+    def _func_in_list(self, value: str | None, items: list[Any] | None) -> bool:
+        return value is not None and value in (items or [])
+
+    @jmespath.functions.signature({"types": ["array", "null"]}, {"types": ["string"]})
+    def _func_join_or(self, items: list[Any] | None, default: str) -> str:
+        """Join strings with ', ' or return `default` for an empty list."""
+        return ", ".join(str(i) for i in items) if items else default
+
+
+_OPTIONS = jmespath.Options(custom_functions=RuleFunctions())
+
+
+def search(expr: ParsedResult, data: Any) -> Any:
+    """Evaluate a compiled expression with the custom functions."""
+    return expr.search(data, options=_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validated rule with its compiled expressions."""
+
+    id: str
+    title: str
+    severity: str
+    scope: str
+    category: str
+    condition: ParsedResult
+    resource: ParsedResult
+    message: str
+    remediation: str
+    references: tuple[str, ...]
+    rationale: str
+    source: str
+    for_each: ParsedResult | None = None
+    requires: tuple[tuple[str, ParsedResult], ...] = ()
+    severity_when: tuple[tuple[ParsedResult, str], ...] = ()
+    vars: tuple[tuple[str, ParsedResult], ...] = ()
+    properties: tuple[tuple[str, ParsedResult], ...] = ()
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def default_severity(self) -> str:
+        return self.severity
+
+    def to_catalog(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "severity": self.severity, "scope": self.scope,
+                "category": self.category, "rationale": self.rationale, "remediation": self.remediation,
+                "references": list(self.references)}
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """A rule that fired, before ids, overrides and suppressions are applied."""
+
+    rule: Rule
+    severity: str
+    account_id: str
+    region: str | None
+    resource: str
+    message: str
+    properties: dict[str, Any]
+    discriminator: str = ""
+
+
+class _RuleChecker:
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.lines = key_lines(text)
+        self.rule_id = "?"
+
+    def fail(self, key: str, problem: str) -> UsageError:
+        line = self.lines.get(key)
+        where = f"line {line}: " if line else ""
+        return UsageError(f"{where}rule {self.rule_id}: '{key}': {problem}", source=self.source)
+
+    def text(self, data: dict[str, Any], key: str, required: bool = True) -> str:
+        value = data.get(key)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "expected a non-empty string")
+        return value.strip()
+
+    def compile(self, key: str, expr: Any) -> ParsedResult:
+        if not isinstance(expr, str) or not expr.strip():
+            raise self.fail(key, "expected a JMESPath expression string")
+        try:
+            return jmespath.compile(expr)
+        except jmespath.exceptions.JMESPathError as exc:
+            problem = str(exc).replace("\n", " ")
+            raise self.fail(key, f"invalid JMESPath '{expr}': {problem}") from None
+
+    def expr_map(self, data: dict[str, Any], key: str) -> tuple[tuple[str, ParsedResult], ...]:
+        value = data.get(key) or {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a mapping of name to JMESPath expression")
+        return tuple((str(k), self.compile(f"{key}.{k}", v)) for k, v in value.items())
+
+
+def parse_rule(data: Any, source: str, text: str = "") -> Rule:
+    """Validate one rule document; every problem names the file, the rule and the key."""
+    chk = _RuleChecker(source, text)
+    if not isinstance(data, dict):
+        raise UsageError("a rule file must hold one mapping (a rule)", source=source)
+    if isinstance(data.get("id"), str):
+        chk.rule_id = data["id"]
+    for key in data:
+        if key not in RULE_KEYS:
+            raise chk.fail(str(key), f"unknown key{did_you_mean(str(key), RULE_KEYS)}")
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            raise chk.fail(key, "missing required key")
+    rule_id = chk.text(data, "id")
+    if not re.match(r"^[A-Z][A-Z0-9]*-\d{3}$", rule_id):
+        raise chk.fail("id", f"'{rule_id}' is not a rule id like BIL-005")
+    severity = chk.text(data, "severity")
+    if severity not in SEVERITY_NAMES:
+        raise chk.fail("severity", f"must be one of {', '.join(SEVERITY_NAMES)}")
+    scope = chk.text(data, "scope")
+    if scope not in SCOPES:
+        raise chk.fail("scope", f"must be one of {', '.join(SCOPES)}")
+    category = data.get("category", "posture")
+    if category not in CATEGORIES:
+        raise chk.fail("category", f"must be one of {', '.join(CATEGORIES)}")
+    refs = data.get("references")
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
+        raise chk.fail("references", "expected a non-empty list of URLs")
+    requires_raw = data.get("requires") or []
+    if not isinstance(requires_raw, list):
+        raise chk.fail("requires", "expected a list of JMESPath paths")
+    requires = tuple((str(p), chk.compile(f"requires[{i}]", p)) for i, p in enumerate(requires_raw))
+    sev_when_raw = data.get("severity_when") or []
+    if not isinstance(sev_when_raw, list):
+        raise chk.fail("severity_when", "expected a list of {if, severity}")
+    sev_when = []
+    for i, item in enumerate(sev_when_raw):
+        if not isinstance(item, dict) or set(item) != {"if", "severity"}:
+            raise chk.fail(f"severity_when[{i}]", "expected exactly the keys 'if' and 'severity'")
+        if item["severity"] not in SEVERITY_NAMES:
+            raise chk.fail(f"severity_when[{i}].severity", f"must be one of {', '.join(SEVERITY_NAMES)}")
+        sev_when.append((chk.compile(f"severity_when[{i}].if", item["if"]), str(item["severity"])))
+    message = chk.text(data, "message")
+    variables = chk.expr_map(data, "vars")
+    known_vars = {n for n, _ in variables} | {"account_id", "account_name", "region", "resource", "blocked_rule",
+                                              "permission", "error_code"}
+    for name in _PLACEHOLDER.findall(message):
+        if name not in known_vars:
+            raise chk.fail("message", f"placeholder '{{{name}}}' has no entry in 'vars'")
+    examples = data.get("examples")
+    if not isinstance(examples, dict) or set(examples) - {"fire", "pass"}:
+        raise chk.fail("examples", "expected a mapping with 'fire' and 'pass' lists")
+    for kind in ("fire", "pass"):
+        items = examples.get(kind)
+        if not isinstance(items, list) or not items:
+            raise chk.fail(f"examples.{kind}", "expected a non-empty list of examples")
+        for i, ex in enumerate(items):
+            if not isinstance(ex, dict) or "name" not in ex or "facts" not in ex:
+                raise chk.fail(f"examples.{kind}[{i}]", "each example needs 'name' and 'facts'")
+            extra = set(ex) - {"name", "facts", "params", "count", "severity"}
+            if extra:
+                raise chk.fail(f"examples.{kind}[{i}]", f"unknown key(s) {sorted(extra)}")
+    return Rule(
+        id=rule_id, title=chk.text(data, "title"), severity=severity, scope=scope, category=category,
+        condition=chk.compile("condition", data["condition"]),
+        resource=chk.compile("resource", data["resource"]),
+        message=message, remediation=chk.text(data, "remediation"),
+        references=tuple(refs), rationale=chk.text(data, "rationale", required=False),
+        source=source,
+        for_each=chk.compile("for_each", data["for_each"]) if "for_each" in data else None,
+        requires=requires, severity_when=tuple(sev_when), vars=variables,
+        properties=chk.expr_map(data, "properties"), examples=examples,
+    )
+
+
+def default_rules_dir() -> Path:
+    """The rule pack shipped inside the package."""
+    return Path(str(resources.files("audit_bedrock.rules")))
+
+
+def load_rules(extra_dirs: tuple[str, ...] | list[str] = (), include_default: bool = True) -> list[Rule]:
+    """Load the default pack plus `extra_dirs`; duplicate ids and bad files raise UsageError."""
+    dirs: list[Path] = [default_rules_dir()] if include_default else []
+    for extra in extra_dirs:
+        p = Path(extra)
+        if not p.is_dir():
+            raise UsageError("rules directory not found or not a directory", source=extra)
+        dirs.append(p)
+    rules: dict[str, Rule] = {}
+    for d in dirs:
+        for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
+            data, text = read_yaml(path, "rule")
+            rule = parse_rule(data, str(path), text)
+            if rule.id in rules:
+                raise UsageError(f"rule {rule.id}: duplicate rule id (also defined in {rules[rule.id].source})",
+                                 source=str(path))
+            rules[rule.id] = rule
+    if include_default and GAP_RULE_ID not in rules:
+        raise UsageError(f"the rule pack must define {GAP_RULE_ID}", source=str(dirs[0]))
+    return sorted(rules.values(), key=lambda r: r.id)
+
+
+def _format(template: str, values: dict[str, Any]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        v = values.get(m.group(1))
+        if isinstance(v, list):
+            return ", ".join(str(x) for x in v) if v else "none"
+        return "" if v is None else str(v)
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+class Evaluator:
+    """Evaluates a rule set over account and region documents."""
+
+    def __init__(self, rules: list[Rule], params: dict[str, Any]) -> None:
+        self.rules = [r for r in rules if r.id != GAP_RULE_ID]
+        self.gap_rule = next((r for r in rules if r.id == GAP_RULE_ID), None)
+        self.params = params
+
+    def evaluate_account(self, account: dict[str, Any]) -> list[RawResult]:
+        """All results for one account document (its `regions` list holds the region documents)."""
+        out: list[RawResult] = []
+        if account.get("status") == "skipped":
+            return out
+        acct = {k: v for k, v in account.items() if k != "regions"}
+        for rule in self.rules:
+            if rule.scope == "account":
+                out.extend(self._run(rule, {"account": acct, "params": self.params}, account, None))
+        if account.get("status") != "scanned":
+            return out
+        for region_doc in account.get("regions") or []:
+            if not isinstance(region_doc, dict) or region_doc.get("status") == "skipped":
+                continue
+            ctx = {"fact": region_doc, "account": acct, "params": self.params}
+            for rule in self.rules:
+                if rule.scope == "region":
+                    out.extend(self._run(rule, ctx, account, str(region_doc.get("region"))))
+        return out
+
+    def _run(self, rule: Rule, ctx: dict[str, Any], account: dict[str, Any],
+             region: str | None) -> list[RawResult]:
+        out: list[RawResult] = []
+        doc_requires = [(p, e) for p, e in rule.requires if not p.startswith("item")]
+        item_requires = [(p, e) for p, e in rule.requires if p.startswith("item")]
+        blocked = self._gaps(doc_requires, ctx)
+        if blocked:
+            return [self._gap_result(rule, ctx, account, region, blocked)]
+        items: list[Any]
+        if rule.for_each is None:
+            items = [None]
+        else:
+            found = search(rule.for_each, ctx)
+            items = found if isinstance(found, list) else []
+        for item in items:
+            ictx = ctx if rule.for_each is None else {**ctx, "item": item}
+            blocked = self._gaps(item_requires, ictx)
+            if blocked:
+                out.append(self._gap_result(rule, ictx, account, region, blocked))
+                continue
+            if not search(rule.condition, ictx):
+                continue
+            severity = rule.severity
+            for cond, sev in rule.severity_when:
+                if search(cond, ictx):
+                    severity = sev
+                    break
+            resource = self._resource(rule, ictx, account, region)
+            values = self._base_values(account, region, resource)
+            values.update({name: search(expr, ictx) for name, expr in rule.vars})
+            props = {name: search(expr, ictx) for name, expr in rule.properties}
+            out.append(RawResult(rule, severity, account["account_id"], region, resource,
+                                 _format(rule.message, values), props))
+        return out
+
+    @staticmethod
+    def _gaps(requires: list[tuple[str, ParsedResult]], ctx: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        found = []
+        for path, expr in requires:
+            value = search(expr, ctx)
+            if is_gap(value):
+                found.append((path, value))
+        return found
+
+    @staticmethod
+    def _base_values(account: dict[str, Any], region: str | None, resource: str) -> dict[str, Any]:
+        return {"account_id": account["account_id"], "account_name": account.get("account_name", ""),
+                "region": region or "global", "resource": resource}
+
+    @staticmethod
+    def _resource(rule: Rule, ctx: dict[str, Any], account: dict[str, Any], region: str | None) -> str:
+        try:
+            value = search(rule.resource, ctx)
+        except jmespath.exceptions.JMESPathError:
+            value = None
+        if isinstance(value, str) and value:
+            return value
+        if region:
+            return f"arn:aws:bedrock:{region}:{account['account_id']}:model-invocation-logging"
+        return f"arn:aws:iam::{account['account_id']}:root"
+
+    def _gap_result(self, rule: Rule, ctx: dict[str, Any], account: dict[str, Any], region: str | None,
+                    blocked: list[tuple[str, dict[str, Any]]]) -> RawResult:
+        gap_rule = self.gap_rule
+        if gap_rule is None:
+            raise RuntimeError(f"{GAP_RULE_ID} is not loaded")
+        resource = self._resource(rule, ctx, account, region)
+        permissions = sorted({g["action"] for _, g in blocked})
+        codes = sorted({str(g.get("code", "")) for _, g in blocked})
+        values = self._base_values(account, region, resource)
+        values.update({"blocked_rule": rule.id, "permission": ", ".join(permissions),
+                       "error_code": ", ".join(codes)})
+        props = {"blocked_rule": rule.id, "missing_permissions": permissions, "error_codes": codes,
+                 "facts": sorted(p for p, _ in blocked)}
+        return RawResult(gap_rule, gap_rule.severity, account["account_id"], region, resource,
+                         _format(gap_rule.message, values), props, discriminator=rule.id)
+
+
+EXAMPLE_ACCOUNT = "111111111111"
+
+
+def example_account(rule: Rule, facts: dict[str, Any]) -> dict[str, Any]:
+    """Wrap an example's facts into the account document the evaluator takes."""
+    if rule.scope == "account":
+        return {"account_id": EXAMPLE_ACCOUNT, "account_name": "example", "ou_path": "", "status": "scanned",
+                "reason": "", "regions": [], **facts}
+    region = {"account_id": EXAMPLE_ACCOUNT, "region": "us-east-1", "status": "scanned", **facts}
+    return {"account_id": region["account_id"], "account_name": "example", "ou_path": "", "status": "scanned",
+            "reason": "", "regions": [region]}
+
+
+def check_example(rules: list[Rule], rule: Rule, kind: str, example: dict[str, Any],
+                  params: dict[str, Any]) -> str | None:
+    """Run one example of `rule` with the whole rule set; return a problem, or None when it behaves."""
+    merged = {**params, **(example.get("params") or {})}
+    results = [r for r in Evaluator(rules, merged).evaluate_account(example_account(rule, example["facts"]))
+               if r.rule.id == rule.id]
+    name = f"{rule.id} {kind} example '{example['name']}' ({rule.source})"
+    if kind == "pass":
+        return f"{name}: fired {len(results)} time(s), expected none" if results else None
+    if not results:
+        return f"{name}: did not fire"
+    if "count" in example and len(results) != example["count"]:
+        return f"{name}: fired {len(results)} time(s), expected {example['count']}"
+    if "severity" in example and any(r.severity != example["severity"] for r in results):
+        return f"{name}: severity {[r.severity for r in results]}, expected {example['severity']}"
+    return None

@@ -1,0 +1,134 @@
+"""Frozen result types shared by every layer: accounts, coverage cells, findings, scan results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
+SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account of the estate, as discovery found it."""
+
+    id: str
+    name: str = ""
+    ou_path: str = ""
+    status: str = "ACTIVE"  # organizations status: ACTIVE | SUSPENDED | PENDING_CLOSURE
+
+
+@dataclass(frozen=True)
+class AccountOutcome:
+    """How the scan of one account went: scanned, error (not entered) or skipped."""
+
+    id: str
+    name: str
+    ou_path: str
+    status: Literal["scanned", "error", "skipped"]
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "ou_path": self.ou_path,
+                "status": self.status, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One cell of the accounts x regions matrix."""
+
+    account_id: str
+    region: str
+    status: Literal["scanned", "skipped", "error"]
+    logging_enabled: bool | None = None
+    destinations: tuple[str, ...] = ()
+    large_data_s3: bool | None = None
+    data_types: tuple[tuple[str, bool], ...] = ()
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "account_id": self.account_id, "region": self.region, "status": self.status,
+            "logging_enabled": self.logging_enabled, "destinations": list(self.destinations),
+            "large_data_s3": self.large_data_s3, "data_types": dict(self.data_types),
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule result for one resource; `id` is a stable fingerprint."""
+
+    id: str
+    rule_id: str
+    severity: Severity
+    title: str
+    message: str
+    account_id: str
+    account_name: str
+    region: str | None
+    resource: str
+    remediation: str
+    status: Literal["open", "suppressed"] = "open"
+    baseline: Literal["new", "unchanged"] = "new"
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def sort_key(self) -> tuple[int, str, str, str, str]:
+        return (SEVERITY_RANK[self.severity], self.account_id, self.region or "", self.rule_id, self.resource)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "rule_id": self.rule_id, "severity": self.severity, "title": self.title,
+            "message": self.message, "account_id": self.account_id, "account_name": self.account_name,
+            "region": self.region, "resource": self.resource, "remediation": self.remediation,
+            "status": self.status, "baseline": self.baseline, "properties": self.properties,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Finding:
+        return cls(
+            id=d["id"], rule_id=d["rule_id"], severity=d["severity"], title=d["title"],
+            message=d["message"], account_id=d["account_id"], account_name=d.get("account_name", ""),
+            region=d.get("region"), resource=d["resource"], remediation=d.get("remediation", ""),
+            status=d.get("status", "open"), baseline=d.get("baseline", "new"),
+            properties=dict(d.get("properties") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ScanMeta:
+    """What was scanned, by whom, and when."""
+
+    started_at: str
+    finished_at: str
+    organization_id: str | None
+    caller_account: str
+    regions: tuple[str, ...]
+    accounts: tuple[AccountOutcome, ...]
+    api_calls: int
+    incomplete: bool = False
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Everything a renderer needs: scan metadata, coverage, findings and the fixed list."""
+
+    meta: ScanMeta
+    coverage: tuple[Coverage, ...]
+    findings: tuple[Finding, ...]
+    fixed: tuple[Finding, ...] = ()
+    notices: tuple[str, ...] = ()
+
+    def open_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "open"]
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
+        for f in self.open_findings():
+            counts[f.severity] += 1
+        return counts

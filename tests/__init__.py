@@ -1,0 +1,1 @@
+"""audit-bedrock test suite; mirrors the layers."""
