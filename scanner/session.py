@@ -37,9 +37,11 @@ class CallLog:
     _seen: set[bytes] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, account: str, region: str, service: str, operation: str, params: Any) -> None:
+    def record(self, account: str, region: str, service: str, operation: str, request: dict[str, Any]) -> None:
+        """Count one operation; `request` is botocore's serialized request dict (before-call's `params`)."""
+        wire = [request.get("method"), request.get("url_path"), request.get("query_string"), request.get("body")]
         key = hashlib.blake2b(
-            json.dumps([account, region, service, operation, params], sort_keys=True, default=str).encode(),
+            json.dumps([account, region, service, operation, wire], sort_keys=True, default=str).encode(),
             digest_size=12,
         ).digest()
         name = f"{service}:{operation}"
@@ -72,7 +74,11 @@ class Sessions:
         self._hooks: list[Callable[..., Any]] = []
 
     def add_hook(self, hook: Callable[..., Any]) -> None:
-        """Register an extra before-call hook on every client made from now on (tests use it)."""
+        """Register an extra before-call hook on every client made from now on (tests use it).
+
+        The hook gets botocore's before-call arguments: `model` (operation model, `model.name`,
+        `model.service_model.service_name`) and `params`, the serialized request dict (`params["body"]`).
+        """
         self._hooks.append(hook)
 
     def _new_session(self) -> botocore.session.Session:
