@@ -1,4 +1,4 @@
-"""Discovery and collection against moto's mock_aws: paging, nested OUs, suspended accounts, the caller, AssumeRole denied."""
+"""Discovery and collection on mock_aws: paging, nested OUs, suspended accounts, the caller, AssumeRole denied."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from audit_bedrock.config import Config
 from audit_bedrock.discovery import bedrock_regions, discover_accounts, enabled_regions
 from audit_bedrock.engine import Evaluator, load_rules
 from audit_bedrock.findings import FindingBuilder
-from audit_bedrock.scan import Accumulator, ScanPlan, Scanner
+from audit_bedrock.scan import Accumulator, Scanner, ScanPlan
 from audit_bedrock.session import MAX_ATTEMPTS, Sessions
 
 CALLER = "123456789012"
