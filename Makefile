@@ -6,7 +6,7 @@ STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint bench clean relink
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,8 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 
 # The editable install is a tree of links under build/; re-linking picks up files added since.
 relink: | $(BIN)/python
-	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict
+	@out=$$($(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict 2>&1) \
+	  || { echo "$$out"; exit 1; }
 
 demo: $(STAMP_DEMO)
 	$(MAKE) -s relink
