@@ -119,6 +119,7 @@ class Scanner:
         doc: dict[str, Any] = {"account_id": acct.id, "account_name": acct.name, "ou_path": acct.ou_path,
                                "status": "scanned", "reason": "", "regions": []}
         where = acct.id
+        self.sessions.begin_account()
         try:
             creds = self.credentials_for(acct)
         except (ClientError, BotoCoreError) as exc:

@@ -25,6 +25,13 @@ CLIENT_CONFIG = botocore.config.Config(
     read_timeout=20,
     user_agent_extra="audit-bedrock",
 )
+# Error codes botocore's adaptive mode treats as throttling (botocore.retries.standard).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+})
 
 
 @dataclass
@@ -55,16 +62,75 @@ class CallLog:
                 self._seen.add(key)
 
 
+class ThreadCredentials(botocore.credentials.Credentials):  # type: ignore[misc]
+    """Credentials that sign as whichever account this worker thread is scanning right now.
+
+    Each worker thread keeps one client per (service, region) and reuses it from account to account, so
+    clients, their models and their kept-alive connections are built once per worker instead of once per
+    account and region. Signing asks for the frozen keys at every request, so switching `current` is enough.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("", "")
+        self.current: botocore.credentials.Credentials | None = None
+
+    def _target(self) -> botocore.credentials.Credentials:
+        if self.current is None:
+            raise RuntimeError("no account selected on this worker thread")
+        return self.current
+
+    def get_frozen_credentials(self) -> botocore.credentials.ReadOnlyCredentials:
+        return self._target().get_frozen_credentials()
+
+    @property  # type: ignore[misc]
+    def account_id(self) -> str | None:
+        return getattr(self.current, "account_id", None)
+
+    @account_id.setter
+    def account_id(self, _: str | None) -> None:  # Credentials.__init__ assigns it
+        return
+
+
+class _Provider:
+    """A credential_provider component that hands a worker session its ThreadCredentials."""
+
+    def __init__(self, creds: ThreadCredentials) -> None:
+        self.creds = creds
+
+    def load_credentials(self) -> ThreadCredentials:
+        return self.creds
+
+
+@dataclass
+class _Worker:
+    """One thread's botocore session, its switchable credentials, and its clients."""
+
+    session: botocore.session.Session
+    creds: ThreadCredentials
+    generation: int
+    account: str = ""
+    clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+
 class Sessions:
-    """Builds clients for the caller and for member accounts reached through AssumeRole."""
+    """Builds clients for the caller and for member accounts reached through AssumeRole.
+
+    Cost model (see README "Performance"): a botocore session loads service models (the EC2 one alone is
+    ~30 MB and ~0.1 s), so every worker session shares one data loader; a client costs milliseconds and owns a
+    connection pool, so each worker thread builds one client per (service, region) and re-points it at the
+    account it is scanning. Adaptive retries are per client, so a throttled account slows only the worker
+    scanning it; a worker drops a client that saw throttling before it moves to its next account.
+    """
 
     def __init__(self, profile: str | None = None, endpoint_url: str | None = None,
                  home_region: str | None = None, max_pool: int = 10) -> None:
         self._profile = profile
         self._endpoint_url = endpoint_url
         self._local = threading.local()
+        self._max_pool = max_pool
         self._config = CLIENT_CONFIG.merge(botocore.config.Config(max_pool_connections=max_pool))
         base = self._new_session()
+        self._loader = base.get_component("data_loader")
         self.home_region = home_region or base.get_config_variable("region") or "us-east-1"
         self._caller_credentials = base.get_credentials()
         if self._caller_credentials is None:
@@ -72,46 +138,111 @@ class Sessions:
             raise UsageError("no AWS credentials found (set a profile, environment variables or SSO)")
         self.calls = CallLog()
         self._hooks: list[Callable[..., Any]] = []
+        self._generation = 0
+        self._first_build = threading.Lock()
+        self._built: set[str] = set()
+        self._caller_sts: Any = None
+        self._sts_lock = threading.Lock()
 
     def add_hook(self, hook: Callable[..., Any]) -> None:
-        """Register an extra before-call hook on every client made from now on (tests use it).
-
-        The hook gets botocore's before-call arguments: `model` (operation model, `model.name`,
-        `model.service_model.service_name`) and `params`, the serialized request dict (`params["body"]`).
-        """
+        """Register an extra before-call hook on every client made from now on (tests use it)."""
         self._hooks.append(hook)
+        self._generation += 1  # clients built before the hook are rebuilt
+        self._caller_sts = None
 
     def _new_session(self) -> botocore.session.Session:
         s = botocore.session.Session(profile=self._profile)
         return s
 
-    def _worker_session(self) -> botocore.session.Session:
-        s: botocore.session.Session | None = getattr(self._local, "session", None)
-        if s is None:
+    def _worker(self) -> _Worker:
+        w: _Worker | None = getattr(self._local, "worker", None)
+        if w is None or w.generation != self._generation:
             s = self._new_session()
-            self._local.session = s
-        return s
+            s.register_component("data_loader", self._loader)
+            creds = ThreadCredentials()
+            s.register_component("credential_provider", _Provider(creds))
+            w = _Worker(s, creds, self._generation)
+            self._local.worker = w
+        return w
 
     def caller_credentials(self) -> botocore.credentials.Credentials:
         return self._caller_credentials  # type: ignore[no-any-return]
 
     def client(self, service: str, region: str, credentials: botocore.credentials.Credentials,
                account: str) -> Any:
-        """A client of this worker's session, signed with `credentials`' current frozen keys."""
-        frozen = credentials.get_frozen_credentials()
-        c = self._worker_session().create_client(
-            service, region_name=region, endpoint_url=self._endpoint_url,
-            aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
-            aws_session_token=frozen.token, config=self._config,
-        )
+        """This worker's client for (service, region), now signing with `credentials` as `account`.
+
+        The thread's clients all follow the last call: a client obtained for one account must not be used
+        after the same thread asked for another account's client (the scanner scans one account per thread
+        at a time).
+        """
+        w = self._worker()
+        w.creds.current = credentials
+        w.account = account
+        key = (service, region)
+        c = w.clients.get(key)
+        if c is None:
+            c = w.clients[key] = self._build(w, service, region)
+        return c
+
+    def _build(self, w: _Worker, service: str, region: str) -> Any:
+        def create() -> Any:
+            return w.session.create_client(service, region_name=region, endpoint_url=self._endpoint_url,
+                                           config=self._config)
+
+        if service in self._built:
+            c = create()
+        else:  # the first client of a service loads its model once, not once per racing thread
+            with self._first_build:
+                c = create()
+                self._built.add(service)
 
         def count(model: Any, params: Any, **_: Any) -> None:
-            self.calls.record(account, region, service, model.name, params)
+            self.calls.record(w.account, region, service, model.name, params)
 
         c.meta.events.register("before-call", count)
+        c.meta.events.register("needs-retry", self._throttle_watch(w, service, region))
         for hook in self._hooks:
             c.meta.events.register("before-call", hook)
         return c
+
+    def _throttle_watch(self, w: _Worker, service: str, region: str) -> Callable[..., None]:
+        def watch(response: Any = None, **_: Any) -> None:
+            if response is None:
+                return
+            http, parsed = response
+            code = (parsed or {}).get("Error", {}).get("Code", "")
+            if getattr(http, "status_code", 0) == 429 or code in THROTTLING_CODES:
+                w.clients.pop((service, region), None)  # the next account starts with a fresh rate limiter
+        return watch
+
+    def begin_account(self) -> None:
+        """Called by a worker before it starts an account: forget which account its clients sign for."""
+        w = self._worker()
+        w.creds.current = None
+        w.account = ""
+
+    def _sts(self) -> Any:
+        """The caller's STS client, shared by every worker: AssumeRole is throttled per caller account."""
+        with self._sts_lock:
+            if self._caller_sts is None:
+                s = self._new_session()
+                s.register_component("data_loader", self._loader)
+                frozen = self._caller_credentials.get_frozen_credentials()
+                c = s.create_client(
+                    "sts", region_name=self.home_region, endpoint_url=self._endpoint_url,
+                    aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
+                    aws_session_token=frozen.token,
+                    config=CLIENT_CONFIG.merge(botocore.config.Config(max_pool_connections=max(self._max_pool, 64))),
+                )
+                c.meta.events.register("before-call", self._count_caller)
+                for hook in self._hooks:
+                    c.meta.events.register("before-call", hook)
+                self._caller_sts = c
+            return self._caller_sts
+
+    def _count_caller(self, model: Any, params: Any, **_: Any) -> None:
+        self.calls.record("caller", self.home_region, "sts", model.name, params)
 
     def assume(self, account_id: str, role_name: str, external_id: str | None,
                caller_account: str) -> botocore.credentials.Credentials:
@@ -119,12 +250,11 @@ class Sessions:
         role_arn = f"arn:aws:iam::{account_id}:role/{role_name}"
 
         def fetch() -> dict[str, Any]:
-            sts = self.client("sts", self.home_region, self._caller_credentials, caller_account)
             kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": SESSION_NAME,
                                       "DurationSeconds": 3600}
             if external_id:
                 kwargs["ExternalId"] = external_id
-            creds = sts.assume_role(**kwargs)["Credentials"]
+            creds = self._sts().assume_role(**kwargs)["Credentials"]
             return {
                 "access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
                 "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat(),
