@@ -18,11 +18,14 @@ class RenderContext:
 
     catalog: dict[str, dict[str, Any]] = field(default_factory=dict)
     version: str = "0.0.0"
+    baseline: str | None = None  # the --baseline file the findings were compared with, if any
 
 
 # format name -> (file name, "module:function"); modules are imported only when used.
 FORMATS: dict[str, tuple[str, str]] = {
     "json": ("findings.json", "audit_bedrock.reports.json_report:render"),
+    "html": ("report.html", "audit_bedrock.reports.html:render"),
+    "sarif": ("findings.sarif", "audit_bedrock.reports.sarif:render"),
 }
 
 

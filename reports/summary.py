@@ -1,24 +1,45 @@
-"""The terminal summary: counts by severity, the worst accounts, and where the reports are."""
+"""The terminal summary: counts by severity, the worst accounts, the baseline diff, and where the reports are."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from typing import TextIO
 
-from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, ScanResult
+from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, Finding, ScanResult
 
 _COLOURS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
-            "info": "\033[2m"}
+            "info": "\033[2m", "new": "\033[1;33m", "fixed": "\033[32m"}
 _RESET = "\033[0m"
+WORST_ACCOUNTS = 5
+DIFF_LINES = 5
+
+
+def use_colour(out: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _paint(text: str, key: str, colour: bool) -> str:
+    return f"{_COLOURS[key]}{text}{_RESET}" if colour else text
+
+
+def _line(f: Finding, names: dict[str, str]) -> str:
+    name = names.get(f.account_id) or f.account_name or "-"
+    return f"{f.severity:<8} {f.rule_id:<9} {f.account_id} ({name}) {f.region or 'account-wide'}: {f.title}"
 
 
 def render_summary(result: ScanResult, written: list[str], out: TextIO | None = None,
-                   colour: bool | None = None) -> None:
-    """Print the summary table; colour only when `out` is a terminal."""
+                   colour: bool | None = None, baseline: bool | None = None) -> None:
+    """Print the summary; `baseline` says whether findings were compared with a previous run
+    (None: guess from the result)."""
     out = out or sys.stdout
     if colour is None:
-        colour = out.isatty()
+        colour = use_colour(out)
     m = result.meta
     scanned = sum(1 for a in m.accounts if a.status == "scanned")
     errors = sum(1 for a in m.accounts if a.status == "error")
@@ -29,26 +50,37 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
     cells = []
     for sev in SEVERITIES:
         label = f"{sev}: {counts[sev]}"
-        cells.append(f"{_COLOURS[sev]}{label}{_RESET}" if colour and counts[sev] else label)
+        cells.append(_paint(label, sev, colour and bool(counts[sev])))
     print("open findings  " + "  ".join(cells), file=out)
     suppressed = sum(1 for f in result.findings if f.status == "suppressed")
     if suppressed:
         print(f"suppressed     {suppressed}", file=out)
-    if result.fixed or any(f.baseline == "unchanged" for f in result.findings):
-        new = sum(1 for f in result.open_findings() if f.baseline == "new")
-        print(f"vs baseline    {new} new, {len(result.fixed)} fixed", file=out)
+    names = {a.id: a.name for a in m.accounts}
+    if baseline is None:
+        baseline = bool(result.fixed) or any(f.baseline == "unchanged" for f in result.findings)
+    if baseline:
+        new = [f for f in result.open_findings() if f.baseline == "new"]
+        unchanged = sum(1 for f in result.open_findings() if f.baseline == "unchanged")
+        print(f"vs baseline    {_paint(f'{len(new)} new', 'new', colour and bool(new))}, {unchanged} unchanged, "
+              f"{_paint(f'{len(result.fixed)} fixed', 'fixed', colour and bool(result.fixed))}", file=out)
+        for label, items in (("new", new), ("fixed", list(result.fixed))):
+            items = sorted(items, key=lambda f: (*f.sort_key(), f.id))
+            for f in items[:DIFF_LINES]:
+                print(f"  {_paint(f'{label:<5}', label, colour)} {_line(f, names)}", file=out)
+            if len(items) > DIFF_LINES:
+                print(f"  ... and {len(items) - DIFF_LINES} more {label}", file=out)
     worst: Counter[str] = Counter()
     rank: dict[str, int] = {}
-    names = {a.id: a.name for a in m.accounts}
     for f in result.open_findings():
         worst[f.account_id] += 1
         rank[f.account_id] = min(rank.get(f.account_id, 99), SEVERITY_RANK[f.severity])
     if worst:
         print("worst accounts:", file=out)
-        top = sorted(worst, key=lambda a: (rank[a], -worst[a], a))[:5]
+        top = sorted(worst, key=lambda a: (rank[a], -worst[a], a))[:WORST_ACCOUNTS]
         for acct in top:
             label = f"{acct} ({names.get(acct) or '-'})"
-            print(f"  {label:<40} {worst[acct]:>3} open, worst {SEVERITIES[rank[acct]]}", file=out)
+            sev = SEVERITIES[rank[acct]]
+            print(f"  {label:<40} {worst[acct]:>3} open, worst {_paint(sev, sev, colour)}", file=out)
     for notice in result.notices:
         print(f"note: {notice}", file=out)
     if m.interrupted:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("audit_bedrock")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_FORMATS = "json"
+DEFAULT_FORMATS = "json,html,sarif"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 
 
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--fail-on", choices=("critical", "high", "medium", "low", "none"), default=None,
                      help="exit 1 when an open finding is at or above this severity (default high)")
     out.add_argument("--baseline", metavar="FILE", help="a previous findings.json to diff against")
+    out.add_argument("--fail-on-new", action="store_true",
+                     help="apply --fail-on to findings that are new since --baseline only")
     out.add_argument("--save-facts", metavar="FILE", help="also write every collected fact to FILE")
     out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
     run = p.add_argument_group("running")
@@ -198,6 +200,8 @@ def execute(ns: argparse.Namespace) -> int:
     if ns.baseline:
         from audit_bedrock.findings import load_baseline
         baseline = load_baseline(ns.baseline)
+    elif getattr(ns, "fail_on_new", False):
+        log.warning("--fail-on-new without --baseline: every finding counts as new")
     if ns.from_facts:
         if ns.save_facts:
             raise UsageError("--save-facts and --from-facts cannot be combined")
@@ -302,7 +306,8 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
     if baseline is not None:
         marked, fixed = apply_baseline(list(result.findings), baseline)
         result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
-    ctx = RenderContext(catalog={r.id: r.to_catalog() for r in rules}, version=__version__)
+    ctx = RenderContext(catalog={r.id: r.to_catalog() for r in rules}, version=__version__,
+                        baseline=getattr(ns, "baseline", None) if baseline is not None else None)
     rendered = [(Path(ns.output_dir) / FORMATS[f][0], renderer(f)(result, ctx)) for f in formats]
     written = []
     if facts is not None:
@@ -318,7 +323,7 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         write_atomic(path, data)
         written.append(str(path))
     if ns.quiet < 2:
-        render_summary(result, written)
+        render_summary(result, written, baseline=baseline is not None)
     if result.meta.interrupted:
         return EXIT_INTERRUPTED
     return exit_code(result, cfg.fail_on, {r.id: r.category for r in rules},

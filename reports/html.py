@@ -1,0 +1,266 @@
+"""The report.html renderer: one self-contained, autoescaped page (inline CSS and JS, no external fetch)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, AccountOutcome, Coverage, Finding, ScanResult
+
+if TYPE_CHECKING:
+    from audit_bedrock.reports import RenderContext
+
+TEMPLATE = "report.html"
+DATA_TYPES = ("text", "image", "embedding", "video", "audio")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    # autoescape=True for every template: names, tags, prefixes and messages come from AWS.
+    return jinja2.Environment(loader=jinja2.PackageLoader("audit_bedrock.reports", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One matrix cell as the template draws it."""
+
+    region: str
+    state: str  # ok | open | off-ok (logging off, no finding) | skipped | error | none (not scanned)
+    label: str
+    detail: str
+    severity: str | None = None
+    count: int = 0
+    destinations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """The findings of one rule within one account."""
+
+    rule_id: str
+    title: str
+    severity: str
+    remediation: str
+    references: tuple[str, ...]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class AccountGroup:
+    """The open findings of one account, by rule."""
+
+    id: str
+    name: str
+    ou_path: str
+    severity: str
+    rules: tuple[RuleGroup, ...]
+    count: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """One account's row of the matrix."""
+
+    account: AccountOutcome
+    cells: tuple[Cell, ...]
+    account_cell: Cell | None
+    worst: str | None
+    open_count: int
+
+
+@dataclass(frozen=True)
+class OuGroup:
+    ou_path: str
+    rows: tuple[Row, ...]
+
+
+@dataclass
+class View:
+    """Everything the template reads; built once from the ScanResult."""
+
+    result: ScanResult
+    ctx: RenderContext
+    regions: list[str] = field(default_factory=list)
+    collapsed: list[tuple[str, str]] = field(default_factory=list)
+    show_account_column: bool = False
+    ou_groups: list[OuGroup] = field(default_factory=list)
+    accounts: list[AccountGroup] = field(default_factory=list)
+    rule_summary: list[dict[str, Any]] = field(default_factory=list)
+    suppressed: list[Finding] = field(default_factory=list)
+    expired: list[Finding] = field(default_factory=list)
+    account_errors: list[AccountOutcome] = field(default_factory=list)
+    cell_errors: list[tuple[Coverage, str]] = field(default_factory=list)
+    skipped_accounts: list[AccountOutcome] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    baseline_used: bool = False
+    new_count: int = 0
+    unchanged_count: int = 0
+
+
+def _safe_refs(refs: Any) -> tuple[str, ...]:
+    return tuple(str(r) for r in refs or () if isinstance(r, str))
+
+
+def is_link(ref: str) -> bool:
+    """Only http(s) references become links; anything else is shown as text."""
+    return ref.startswith(("https://", "http://"))
+
+
+def _cell(c: Coverage | None, region: str, opens: list[Finding]) -> Cell:
+    if c is None:
+        return Cell(region, "none", "—", "not scanned")
+    if c.status == "skipped":
+        return Cell(region, "skipped", "skipped", c.reason or "skipped")
+    if c.status == "error":
+        return Cell(region, "error", "error", c.reason or "could not be read")
+    worst = min((f.severity for f in opens), key=lambda s: SEVERITY_RANK[s], default=None)
+    dests = list(c.destinations)
+    if c.large_data_s3:
+        dests.append("large-data s3")
+    types = dict(c.data_types)
+    delivered = [t for t in DATA_TYPES if types.get(t)]
+    detail = "logging on" if c.logging_enabled else "logging off"
+    if c.logging_enabled:
+        detail += f" to {', '.join(dests) or 'no destination'}; data types: {', '.join(delivered) or 'none'}"
+    if opens:
+        detail += f"; {len(opens)} open finding(s), worst {worst}"
+    label = "on" if c.logging_enabled else "off"
+    state = "open" if opens else ("ok" if c.logging_enabled else "off-ok")
+    return Cell(region, state, label, detail, worst, len(opens), tuple(dests))
+
+
+def build_view(result: ScanResult, ctx: RenderContext) -> View:
+    """Group the result for the template: matrix rows by OU, findings by account and rule."""
+    m = result.meta
+    v = View(result, ctx)
+    v.names = {a.id: a.name for a in m.accounts}
+    opens = result.open_findings()
+    v.baseline_used = ctx.baseline is not None or bool(result.fixed) or any(
+        f.baseline == "unchanged" for f in result.findings)
+    v.new_count = sum(1 for f in opens if f.baseline == "new")
+    v.unchanged_count = sum(1 for f in opens if f.baseline == "unchanged")
+
+    # Columns: the scan's regions, then any region seen only in coverage or findings.
+    regions = list(m.regions)
+    for r in sorted({c.region for c in result.coverage} | {f.region for f in result.findings if f.region}):
+        if r not in regions:
+            regions.append(r)
+    cells = {(c.account_id, c.region): c for c in result.coverage}
+    by_cell: dict[tuple[str, str | None], list[Finding]] = {}
+    for f in opens:
+        by_cell.setdefault((f.account_id, f.region), []).append(f)
+    # Accounts that were entered decide which columns collapse; the others get one wide cell.
+    matrix_accounts = [a for a in m.accounts if a.status == "scanned"]
+    shown: list[str] = []
+    for r in regions:
+        col = [cells.get((a.id, r)) for a in matrix_accounts]
+        if matrix_accounts and all(c is not None and c.status == "skipped" for c in col) and not any(
+                (a.id, r) in by_cell for a in matrix_accounts):
+            reasons = sorted({c.reason for c in col if c is not None and c.reason})
+            v.collapsed.append((r, "; ".join(reasons) or "skipped"))
+        else:
+            shown.append(r)
+    if not shown and v.collapsed:  # never collapse every column
+        shown, v.collapsed = [r for r, _ in v.collapsed], []
+    v.regions = shown
+    v.show_account_column = any(f.region is None for f in result.findings)
+
+    groups: dict[str, list[Row]] = {}
+    for a in sorted(m.accounts, key=lambda a: (a.ou_path, a.name.lower(), a.id)):
+        row_cells = tuple(_cell(cells.get((a.id, r)), r, by_cell.get((a.id, r), [])) for r in v.regions)
+        acct_findings = by_cell.get((a.id, None), [])
+        acct_cell = None
+        if v.show_account_column and a.status == "scanned":  # other rows are one wide cell
+            worst = min((f.severity for f in acct_findings), key=lambda s: SEVERITY_RANK[s], default=None)
+            acct_cell = Cell("account", "open" if acct_findings else "ok",
+                             f"{len(acct_findings)}" if acct_findings else "ok",
+                             f"{len(acct_findings)} account-wide open finding(s)" if acct_findings
+                             else "no account-wide finding", worst, len(acct_findings))
+        mine = [f for f in opens if f.account_id == a.id]
+        worst_all = min((f.severity for f in mine), key=lambda s: SEVERITY_RANK[s], default=None)
+        groups.setdefault(a.ou_path or "(no OU)", []).append(Row(a, row_cells, acct_cell, worst_all, len(mine)))
+    v.ou_groups = [OuGroup(ou, tuple(rows)) for ou, rows in sorted(groups.items())]
+
+    # Findings by account (worst first), then by rule.
+    outcome = {a.id: a for a in m.accounts}
+    per_account: dict[str, list[Finding]] = {}
+    for f in opens:
+        per_account.setdefault(f.account_id, []).append(f)
+    for acct_id, fs in per_account.items():
+        o = outcome.get(acct_id)
+        per_rule: dict[str, list[Finding]] = {}
+        for f in fs:
+            per_rule.setdefault(f.rule_id, []).append(f)
+        rule_groups = []
+        for rid, rfs in per_rule.items():
+            cat = ctx.catalog.get(rid, {})
+            rfs.sort(key=lambda f: (*f.sort_key(), f.id))
+            rule_groups.append(RuleGroup(
+                rid, str(cat.get("title") or rfs[0].title),
+                min((f.severity for f in rfs), key=lambda s: SEVERITY_RANK[s]),
+                str(cat.get("remediation") or rfs[0].remediation), _safe_refs(cat.get("references")), tuple(rfs)))
+        rule_groups.sort(key=lambda g: (SEVERITY_RANK[g.severity], g.rule_id))
+        v.accounts.append(AccountGroup(
+            acct_id, o.name if o else (fs[0].account_name or ""), o.ou_path if o else "",
+            rule_groups[0].severity, tuple(rule_groups), len(fs)))
+    v.accounts.sort(key=lambda g: (SEVERITY_RANK[g.severity], -g.count, g.name.lower(), g.id))
+
+    counts: Counter[str] = Counter(f.rule_id for f in opens)
+    worst_rule: dict[str, str] = {}
+    accts: dict[str, set[str]] = {}
+    for f in opens:
+        if f.rule_id not in worst_rule or SEVERITY_RANK[f.severity] < SEVERITY_RANK[worst_rule[f.rule_id]]:
+            worst_rule[f.rule_id] = f.severity
+        accts.setdefault(f.rule_id, set()).add(f.account_id)
+    for rid in sorted(counts, key=lambda r: (SEVERITY_RANK[worst_rule[r]], r)):
+        cat = ctx.catalog.get(rid, {})
+        title = str(cat.get("title") or next(f.title for f in opens if f.rule_id == rid))
+        v.rule_summary.append({"id": rid, "title": title, "severity": worst_rule[rid], "count": counts[rid],
+                               "accounts": len(accts[rid])})
+
+    v.suppressed = [f for f in result.findings if f.status == "suppressed"]
+    v.expired = [f for f in result.findings if "expired_suppression" in f.properties]
+    v.account_errors = [a for a in m.accounts if a.status == "error"]
+    v.skipped_accounts = [a for a in m.accounts if a.status == "skipped"]
+    v.cell_errors = [(c, v.names.get(c.account_id, "")) for c in result.coverage
+                     if c.status == "error" and outcome.get(c.account_id, None) is not None
+                     and outcome[c.account_id].status != "error"]
+    v.cell_errors += [(c, v.names.get(c.account_id, "")) for c in result.coverage
+                      if c.status == "error" and c.account_id not in outcome]
+    return v
+
+
+@cache
+def _asset(name: str) -> str:
+    """A static file inlined verbatim (not a template: it must not be escaped)."""
+    return resources.files("audit_bedrock.reports").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def render_text(result: ScanResult, ctx: RenderContext) -> str:
+    """The page as text. Its CSP allows only the page's own inline style and script (by hash)."""
+    env = _environment()
+    view = build_view(result, ctx)
+    style, script = _asset("report.css"), _asset("report.js")
+    csp = (f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
+           "img-src data:; base-uri 'none'; form-action 'none'")
+    page: str = env.get_template(TEMPLATE).render(
+        v=view, m=result.meta, severities=SEVERITIES, summary=result.summary(), style=style, script=script,
+        csp=csp, is_link=is_link, data_types=DATA_TYPES)
+    return page
+
+
+def render(result: ScanResult, ctx: RenderContext) -> bytes:
+    return render_text(result, ctx).encode("utf-8")

@@ -1,0 +1,230 @@
+"""The findings.sarif renderer: SARIF 2.1.0 shaped for GitHub code scanning ingestion.
+
+GitHub's rules this renderer follows:
+- every result has a physical location whose uri is a RELATIVE pseudo-path without a scheme
+  (`aws/ACCOUNT/REGION/bedrock-invocation-logging`, region `global` for account scope) and
+  `region.startLine: 1`; the ARN (a URI with scheme `arn`) goes in `logicalLocations` and properties;
+- `partialFingerprints.primaryLocationLineHash` is the finding id, so alerts are tracked across runs;
+- each rule carries `properties.security-severity` as a numeric string and a `security` tag;
+- `automationDetails.id` gives each organization (or single account) its own category;
+- at most 25,000 results per run and 10 MB gzipped: the most severe findings are kept, and the run
+  says how many were left out.
+
+Severity mapping (GitHub reads security-severity: >= 9.0 critical, 7.0-8.9 high, 4.0-6.9 medium,
+0.1-3.9 low): critical 9.5, high 8.0, medium 5.5, low 3.0, info 1.0 (shown as low). A rule's
+security-severity is that of its most severe result in the run (a rule such as BIL-004 fires at
+medium or high, and severity overrides may raise it); each result's own level is error (critical,
+high), warning (medium) or note (low, info).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from audit_bedrock.model import SEVERITY_RANK, Finding, ScanResult
+
+if TYPE_CHECKING:
+    from audit_bedrock.reports import RenderContext
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+MAX_RESULTS = 25_000
+MAX_GZIP_BYTES = 10 * 1024 * 1024
+SECURITY_SEVERITY: dict[str, str] = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
+LEVEL: dict[str, str] = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+ARTIFACT = "bedrock-invocation-logging"
+_SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def location_uri(finding: Finding) -> str:
+    """The relative pseudo-path GitHub shows as the alert's file; never a URI with a scheme."""
+    account = _SAFE_SEGMENT.sub("_", finding.account_id) or "unknown"
+    region = _SAFE_SEGMENT.sub("_", finding.region) if finding.region else "global"
+    return f"aws/{account}/{region}/{ARTIFACT}"
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text if not text or text.endswith((".", "!", "?")) else text + "."
+
+
+def _pascal(title: str) -> str:
+    """A Pascal-case friendly name from a title (SARIF2012): words capitalised, one-letter words dropped."""
+    words = [w for w in re.findall(r"[A-Za-z0-9]+", title) if len(w) > 1 or w.isdigit()]
+    name = "".join(w[:1].upper() + w[1:].lower() for w in words)
+    return name if name[:1].isalpha() else "Rule" + name
+
+
+def _rule(rule_id: str, catalog: dict[str, Any], first: Finding, severity: str) -> dict[str, Any]:
+    """One reportingDescriptor from the catalog entry (or, lacking one, from a finding)."""
+    title = str(catalog.get("title") or first.title or rule_id)
+    rationale = str(catalog.get("rationale") or "")
+    remediation = str(catalog.get("remediation") or first.remediation or "")
+    refs = [str(r) for r in catalog.get("references") or () if str(r).startswith(("https://", "http://"))]
+    default = str(catalog.get("severity") or first.severity)
+    text = [f"{title}.", f"Severity: {severity}."]
+    md = [f"**{title}**", "", f"Severity: **{severity}**"]
+    if rationale:
+        text.append(rationale)
+        md += ["", rationale]
+    if remediation:
+        text.append(f"Remediation: {remediation}")
+        md += ["", "**Remediation**", "", remediation]
+    if refs:
+        text.append("References: " + " ".join(refs))
+        md += ["", "**References**", "", *(f"- <{r}>" for r in refs)]
+    scope = str(catalog.get("scope") or ("account" if first.region is None else "region"))
+    tags = ["security", "aws", "bedrock", "logging"]
+    category = str(catalog.get("category") or "")
+    if category:
+        tags.append(category)
+    rule: dict[str, Any] = {
+        "id": rule_id,
+        "name": _pascal(title),
+        "shortDescription": {"text": _sentence(title)},
+        "fullDescription": {"text": _sentence(rationale or title)},
+        "help": {"text": "\n\n".join(text), "markdown": "\n".join(md)},
+        "defaultConfiguration": {"level": LEVEL[default] if default in LEVEL else "warning"},
+        "properties": {"tags": tags, "security-severity": SECURITY_SEVERITY[severity],
+                       "precision": "very-high", "problem.severity": LEVEL[severity],
+                       "default-severity": default, "scope": scope},
+    }
+    if refs:
+        rule["helpUri"] = refs[0]
+    return rule
+
+
+def _result(f: Finding, rule_index: int) -> dict[str, Any]:
+    props: dict[str, Any] = {"resource": f.resource, "accountId": f.account_id, "accountName": f.account_name,
+                             "region": f.region, "severity": f.severity, "findingId": f.id,
+                             "baseline": f.baseline, "status": f.status}
+    extra = {k: v for k, v in f.properties.items() if k not in ("suppression",)}
+    if extra:
+        props["details"] = extra
+    res: dict[str, Any] = {
+        "ruleId": f.rule_id,
+        "ruleIndex": rule_index,
+        "level": LEVEL.get(f.severity, "warning"),
+        "message": {"text": _sentence(f.message or f.title)},
+        "locations": [{
+            "physicalLocation": {"artifactLocation": {"uri": location_uri(f)}, "region": {"startLine": 1}},
+            "logicalLocations": [{"fullyQualifiedName": f.resource, "kind": "resource"}],
+        }],
+        "partialFingerprints": {"primaryLocationLineHash": f.id},
+        "properties": props,
+    }
+    sup = f.properties.get("suppression")
+    if f.status == "suppressed":
+        info = sup if isinstance(sup, dict) else {}
+        entry: dict[str, Any] = {"kind": "external", "status": "accepted",
+                                 "justification": str(info.get("reason") or "suppressed by configuration")}
+        if info.get("expires"):
+            entry["properties"] = {"expires": str(info["expires"])}
+        res["suppressions"] = [entry]
+    return res
+
+
+def automation_id(result: ScanResult) -> str:
+    """One category per organization; a single-account scan gets the account's own."""
+    scanned = [a.id for a in result.meta.accounts if a.status != "skipped"]
+    if len(scanned) == 1:
+        key = scanned[0]
+    else:
+        key = result.meta.organization_id or result.meta.caller_account or "unknown"
+    return f"audit-bedrock/{key}/"
+
+
+def _ordered(findings: tuple[Finding, ...]) -> list[Finding]:
+    """Most severe first, open before suppressed, then the findings' own deterministic order."""
+    return sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.severity, 9), f.status != "open",
+                                           *f.sort_key()[1:], f.id))
+
+
+def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitted: int,
+              reason: str) -> dict[str, Any]:
+    order: list[str] = []
+    worst: dict[str, str] = {}
+    first: dict[str, Finding] = {}
+    for f in kept:
+        if f.rule_id not in first:
+            first[f.rule_id] = f
+            order.append(f.rule_id)
+            worst[f.rule_id] = f.severity
+        elif SEVERITY_RANK[f.severity] < SEVERITY_RANK[worst[f.rule_id]]:
+            worst[f.rule_id] = f.severity
+    order.sort()
+    index = {rid: i for i, rid in enumerate(order)}
+    rules = [_rule(rid, ctx.catalog.get(rid, {}), first[rid], worst[rid]) for rid in order]
+    m = result.meta
+    notifications: list[dict[str, Any]] = []
+    if omitted:
+        notifications.append({"level": "warning", "descriptor": {"id": "audit-bedrock/truncated"},
+                              "message": {"text": f"{omitted} finding(s) were left out of this SARIF file "
+                                                  f"({reason}); the most severe were kept. "
+                                                  "findings.json holds them all."}})
+    for a in m.accounts:
+        if a.status == "error":
+            notifications.append({"level": "error", "descriptor": {"id": "audit-bedrock/account-error"},
+                                  "message": {"text": _sentence(f"Account {a.id} could not be scanned: {a.reason}")}})
+    invocation: dict[str, Any] = {"executionSuccessful": not m.incomplete}
+    if m.started_at:
+        invocation["startTimeUtc"] = m.started_at
+    if m.finished_at:
+        invocation["endTimeUtc"] = m.finished_at
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    run: dict[str, Any] = {
+        "tool": {"driver": {"name": "audit-bedrock", "version": ctx.version, "semanticVersion": ctx.version,
+                            "rules": rules}},
+        "automationDetails": {"id": automation_id(result)},
+        "invocations": [invocation],
+        "columnKind": "unicodeCodePoints",
+        "results": [_result(f, index[f.rule_id]) for f in kept],
+        "properties": {
+            "organizationId": m.organization_id, "callerAccount": m.caller_account, "regions": list(m.regions),
+            "accountsScanned": sum(1 for a in m.accounts if a.status == "scanned"),
+            "complete": not m.incomplete, "totalFindings": len(result.findings),
+            "omittedFindings": omitted, "truncated": bool(omitted),
+        },
+    }
+    if omitted:
+        run["properties"]["truncationReason"] = reason
+    return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _gzipped_size(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=6, mtime=0))
+
+
+def to_sarif(result: ScanResult, ctx: RenderContext, max_results: int = MAX_RESULTS,
+             max_gzip_bytes: int = MAX_GZIP_BYTES) -> bytes:
+    """Render, keeping the most severe findings when over either limit."""
+    ordered = _ordered(result.findings)
+    keep = min(len(ordered), max_results)
+    reason = f"GitHub accepts at most {max_results} results per run" if keep < len(ordered) else ""
+    data = _encode(_document(result, ctx, ordered[:keep], len(ordered) - keep, reason))
+    if _gzipped_size(data) <= max_gzip_bytes:
+        return data
+    # Too big: find the largest prefix that fits (the size grows with the number of results).
+    reason = f"GitHub accepts at most {max_gzip_bytes} bytes of gzipped SARIF"
+    lo, hi = 0, keep
+    best = _encode(_document(result, ctx, [], len(ordered), reason))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        candidate = _encode(_document(result, ctx, ordered[:mid], len(ordered) - mid, reason))
+        if _gzipped_size(candidate) <= max_gzip_bytes:
+            lo, best = mid, candidate
+        else:
+            hi = mid - 1
+    return best
+
+
+def render(result: ScanResult, ctx: RenderContext) -> bytes:
+    return to_sarif(result, ctx)
