@@ -299,7 +299,7 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
     from dataclasses import replace
 
     from audit_bedrock.findings import apply_baseline
-    from audit_bedrock.output import write_atomic
+    from audit_bedrock.output import S3Writer, join, write_atomic, write_output
     from audit_bedrock.reports import FORMATS, RenderContext, renderer
     from audit_bedrock.reports.summary import render_summary
 
@@ -308,7 +308,8 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
     ctx = RenderContext(catalog={r.id: r.to_catalog() for r in rules}, version=__version__,
                         baseline=getattr(ns, "baseline", None) if baseline is not None else None)
-    rendered = [(Path(ns.output_dir) / FORMATS[f][0], renderer(f)(result, ctx)) for f in formats]
+    rendered = [(join(ns.output_dir, FORMATS[f][0]), renderer(f)(result, ctx)) for f in formats]
+    s3 = S3Writer(profile=ns.profile, endpoint_url=ns.endpoint_url)
     written = []
     if facts is not None:
         from audit_bedrock.facts import dump_facts
@@ -319,9 +320,9 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         path = Path(ns.save_facts)
         write_atomic(path, dump_facts(path, meta, facts))
         written.append(str(path))
-    for path, data in rendered:
-        write_atomic(path, data)
-        written.append(str(path))
+    for dest, data in rendered:
+        write_output(dest, data, s3)
+        written.append(dest)
     if ns.quiet < 2:
         render_summary(result, written, baseline=baseline is not None)
     if result.meta.interrupted:

@@ -1,10 +1,15 @@
-"""Write report files atomically: a temporary file in the same folder, then a rename."""
+"""Write report files: atomically to a local folder (temporary file, then rename), or to s3://bucket/prefix."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+S3_SCHEME = "s3://"
+CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8",
+                 ".sarif": "application/sarif+json"}
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -21,3 +26,66 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_s3(dest: str) -> bool:
+    """True when `dest` is an s3://bucket/key URL."""
+    return dest.startswith(S3_SCHEME)
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    """(bucket, key) of s3://bucket/key; the key may be empty or a prefix."""
+    from audit_bedrock.errors import UsageError
+
+    bucket, _, key = url[len(S3_SCHEME):].partition("/")
+    if not is_s3(url) or not bucket:
+        raise UsageError(f"'{url}' is not an s3://bucket/prefix URL")
+    return bucket, key
+
+
+def join(dest: str, name: str) -> str:
+    """`dest`/`name` for a local folder or an s3:// prefix."""
+    if is_s3(dest):
+        split_s3(dest)
+        return f"{dest.rstrip('/')}/{name}"
+    return str(Path(dest) / name)
+
+
+class S3Writer:
+    """Puts report files into S3 with one lazily built client (boto3 is imported only when used)."""
+
+    def __init__(self, profile: str | None = None, endpoint_url: str | None = None) -> None:
+        self._profile = profile
+        self._endpoint_url = endpoint_url
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            session = boto3.session.Session(profile_name=self._profile)
+            self._client = session.client("s3", endpoint_url=self._endpoint_url)
+        return self._client
+
+    def write(self, url: str, data: bytes) -> None:
+        """Put `data` at s3://bucket/key; a failure raises UsageError naming the URL and the AWS error."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from audit_bedrock.errors import UsageError
+        from audit_bedrock.session import error_message
+
+        bucket, key = split_s3(url)
+        if not key or key.endswith("/"):
+            raise UsageError(f"'{url}' names no object key")
+        try:
+            self.client().put_object(Bucket=bucket, Key=key, Body=data,
+                                     ContentType=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"))
+        except (ClientError, BotoCoreError) as exc:
+            raise UsageError(f"cannot write {url}: {error_message(exc)}") from None
+
+
+def write_output(dest: str, data: bytes, s3: S3Writer | None = None) -> None:
+    """Write one report file to a local path (atomically) or to an s3:// URL."""
+    if is_s3(dest):
+        (s3 or S3Writer()).write(dest, data)
+    else:
+        write_atomic(Path(dest), data)

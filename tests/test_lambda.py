@@ -1,0 +1,179 @@
+"""The scheduled scan's Lambda handlers and `--output-dir s3://...`, against moto (S3 in and out, SNS via SQS)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from audit_bedrock import aws_lambda, cli
+from audit_bedrock.output import S3Writer, join, split_s3
+from audit_bedrock.reports import FORMATS
+from tests.conftest import validate_findings
+
+BUCKET = "audit-bedrock-reports"
+REGIONS = "us-east-1,us-west-2,eu-west-1"
+
+
+def s3_json(s3: Any, key: str, bucket: str = BUCKET) -> Any:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+# ------------------------------------------------------------------------------------- --output-dir s3://
+
+@pytest.mark.parametrize(("dest", "name", "expected"), [
+    pytest.param("s3://b/p", "findings.json", "s3://b/p/findings.json", id="prefix"),
+    pytest.param("s3://b/p/", "report.html", "s3://b/p/report.html", id="trailing-slash"),
+    pytest.param("s3://b", "findings.sarif", "s3://b/findings.sarif", id="bucket-root"),
+    pytest.param("out", "findings.json", str(Path("out") / "findings.json"), id="local"),
+])
+def test_join(dest: str, name: str, expected: str) -> None:
+    assert join(dest, name) == expected
+
+
+@pytest.mark.parametrize("url", [pytest.param("s3://", id="no-bucket"), pytest.param("s3:///key", id="empty-bucket")])
+def test_split_s3_rejects_urls_without_a_bucket(url: str) -> None:
+    from audit_bedrock.errors import UsageError
+
+    with pytest.raises(UsageError, match="not an s3://bucket/prefix URL"):
+        split_s3(url)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.mark.parametrize(("prefix", "formats"), [
+    pytest.param("scans/2024", "json,html,sarif", id="all-formats"),
+    pytest.param("", "json", id="bucket-root-json"),
+])
+def test_cli_writes_reports_to_s3(aws: None, capsys: pytest.CaptureFixture[str], prefix: str, formats: str) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    dest = f"s3://{BUCKET}/{prefix}" if prefix else f"s3://{BUCKET}"
+    code = cli.main(["--regions", "us-east-1", "--output-dir", dest, "--format", formats])
+    assert code == 1  # the caller's account has no logging: BIL-001 (high)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    want = {f"{prefix}/{FORMATS[f][0]}".lstrip("/") for f in formats.split(",")}
+    assert keys == want
+    doc = s3_json(s3, f"{prefix}/findings.json".lstrip("/"))
+    validate_findings(doc)
+    assert [f["rule_id"] for f in doc["findings"]] == ["BIL-001"]
+    head = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/findings.json".lstrip("/"))
+    assert head["ContentType"] == "application/json"
+    assert f"{dest.rstrip('/')}/findings.json" in capsys.readouterr().out
+
+
+def test_cli_s3_write_failure_is_a_clear_error(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--regions", "us-east-1", "--output-dir", "s3://no-such-bucket/x", "--format", "json"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot write s3://no-such-bucket/x/findings.json" in err and "NoSuchBucket" in err
+
+
+def test_s3_writer_refuses_a_key_less_url() -> None:
+    from audit_bedrock.errors import UsageError
+
+    with pytest.raises(UsageError, match="names no object key"):
+        S3Writer().write("s3://bucket/prefix/", b"{}")
+
+
+# ----------------------------------------------------------------------------------- handler contracts
+
+def test_report_files_are_the_renderers_files() -> None:
+    assert tuple(FORMATS[f][0] for f in aws_lambda.REPORT_FORMATS.split(",")) == aws_lambda.REPORT_FILES
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    pytest.param({"shard": 1, "shard_count": 2}, "bad run_id", id="no-run-id"),
+    pytest.param({"run_id": "../x", "shard": 1, "shard_count": 2}, "bad run_id", id="path-in-run-id"),
+    pytest.param({"run_id": "r", "shard": 0, "shard_count": 2}, "bad shard", id="shard-zero"),
+    pytest.param({"run_id": "r", "shard": 3, "shard_count": 2}, "beyond shard_count", id="shard-too-big"),
+    pytest.param({"run_id": "r", "shard": "x", "shard_count": 2}, "bad shard", id="shard-not-a-number"),
+    pytest.param({"run_id": "r", "shard": 1, "shard_count": True}, "bad shard_count", id="bool-count"),
+])
+def test_shard_handler_rejects_bad_events(monkeypatch: pytest.MonkeyPatch, event: dict[str, Any],
+                                          message: str) -> None:
+    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+    with pytest.raises(aws_lambda.HandlerError, match=message):
+        aws_lambda.shard_handler(event, None)
+
+
+def shard_result(n: int, count: int, run: str = "r1") -> dict[str, Any]:
+    return {"run_id": run, "shard": n, "shard_count": count, "exit_code": 0,
+            "key": f"runs/{run}/shards/{n:04d}-of-{count:04d}/findings.json"}
+
+
+@pytest.mark.parametrize(("shards", "message"), [
+    pytest.param([], "no 'shards' list", id="empty"),
+    pytest.param([shard_result(1, 3), shard_result(3, 3)], "incomplete", id="missing-shard"),
+    pytest.param([shard_result(1, 2), shard_result(2, 3)], "inconsistent", id="mixed-counts"),
+    pytest.param([shard_result(1, 1), shard_result(1, 1)], "inconsistent", id="duplicate"),
+    pytest.param([shard_result(1, 1, run="other")], "is not under runs/r1/shards/", id="other-run"),
+    pytest.param([{**shard_result(1, 1), "key": "latest/findings.json"}], "is not under", id="foreign-key"),
+])
+def test_merge_handler_rejects_bad_shard_lists(monkeypatch: pytest.MonkeyPatch, shards: list[dict[str, Any]],
+                                               message: str) -> None:
+    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+    with pytest.raises(aws_lambda.HandlerError, match=message):
+        aws_lambda.merge_handler({"run_id": "r1", "shards": shards}, None)
+
+
+def test_handlers_need_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(aws_lambda.ENV_BUCKET, raising=False)
+    with pytest.raises(aws_lambda.HandlerError, match=aws_lambda.ENV_BUCKET):
+        aws_lambda.shard_handler({"run_id": "r", "shard": 1, "shard_count": 1}, None)
+
+
+@pytest.mark.parametrize(("version", "ok"), [
+    pytest.param("1.42.2", True, id="minimum"), pytest.param("1.44.0", True, id="newer"),
+    pytest.param("1.42.1", False, id="older-patch"), pytest.param("1.40.61", False, id="older-minor"),
+])
+def test_old_botocore_is_refused(monkeypatch: pytest.MonkeyPatch, version: str, ok: bool) -> None:
+    import botocore
+
+    monkeypatch.setattr(botocore, "__version__", version)
+    if ok:
+        aws_lambda.check_sdk()
+    else:
+        with pytest.raises(aws_lambda.HandlerError, match="--include-sdk"):
+            aws_lambda.check_sdk()
+
+
+def finding(i: int, severity: str = "high", baseline: str = "new", status: str = "open") -> dict[str, Any]:
+    return {"id": f"f{i}", "rule_id": "BIL-005", "severity": severity, "title": "log group missing",
+            "account_id": "111111111111", "account_name": "prod", "region": "us-east-1", "status": status,
+            "baseline": baseline}
+
+
+@pytest.mark.parametrize(("findings", "expected"), [
+    pytest.param([finding(1), finding(2, "critical")], ["f1", "f2"], id="new-high-and-critical"),
+    pytest.param([finding(1, "medium"), finding(2, "low")], [], id="lower-severities"),
+    pytest.param([finding(1, baseline="unchanged")], [], id="unchanged"),
+    pytest.param([finding(1, status="suppressed")], [], id="suppressed"),
+])
+def test_new_findings(findings: list[dict[str, Any]], expected: list[str]) -> None:
+    assert [f["id"] for f in aws_lambda.new_findings({"findings": findings})] == expected
+
+
+@pytest.mark.parametrize(("count", "listed", "more"), [
+    pytest.param(1, 1, None, id="one"),
+    pytest.param(aws_lambda.MAX_LISTED + 7, aws_lambda.MAX_LISTED, "... and 7 more", id="truncated"),
+])
+def test_notification_text(count: int, listed: int, more: str | None) -> None:
+    new = [finding(i) for i in range(count)]
+    subject, message = aws_lambda.notification("run-9", new, aws_lambda.Layout(BUCKET), "runs/run-9/report",
+                                               first_run=False, incomplete=True)
+    assert subject == f"audit-bedrock: {count} new critical/high finding(s)" and len(subject) <= 100
+    assert f"found {count} new critical or high" in message
+    assert f"s3://{BUCKET}/runs/run-9/report/report.html" in message
+    assert "incomplete" in message
+    assert message.count("BIL-005 ") == listed
+    assert (more in message) if more else "more" not in message
