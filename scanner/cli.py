@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--regions", metavar="all|r1,r2", help="default all: every Bedrock region enabled")
     scope.add_argument("--role-name", help="role assumed in member accounts (default OrganizationAccountAccessRole)")
     scope.add_argument("--external-id", help="ExternalId for AssumeRole")
+    scope.add_argument("--print-policy", nargs="?", const="member", choices=("member", "caller"),
+                       metavar="member|caller",
+                       help="print the IAM policy of the member audit role (default) or of the caller, and exit")
     rules = p.add_argument_group("rules and config")
     rules.add_argument("--config", metavar="FILE", help="YAML config (see config.example.yaml)")
     rules.add_argument("--rules-dir", action="append", default=[], metavar="DIR",
@@ -185,10 +188,28 @@ def print_catalog(rules: list[Rule], explain: str | None) -> int:
     return EXIT_OK
 
 
+def print_policy(ns: argparse.Namespace) -> int:
+    """--print-policy: the IAM policy generated from the collectors' declared actions, as JSON."""
+    from audit_bedrock import policy
+
+    if ns.print_policy == "caller":
+        role = ns.role_name
+        if not role:
+            from audit_bedrock.config import load_config
+            role = load_config(ns.config).role_name
+        doc = policy.caller_policy(role)
+    else:
+        doc = policy.member_policy()
+    sys.stdout.write(policy.dumps(doc))
+    return EXIT_OK
+
+
 def execute(ns: argparse.Namespace) -> int:
     """Run one command; UsageError propagates to main()."""
     from audit_bedrock.errors import UsageError
 
+    if ns.print_policy:
+        return print_policy(ns)
     if ns.list_rules or ns.explain:
         from audit_bedrock.config import load_config
         from audit_bedrock.engine import load_rules
