@@ -99,6 +99,7 @@ class View:
     expired: list[Finding] = field(default_factory=list)
     account_errors: list[AccountOutcome] = field(default_factory=list)
     cell_errors: list[tuple[Coverage, str]] = field(default_factory=list)
+    gaps: list[Finding] = field(default_factory=list)  # open coverage findings (SCAN-*): what could not be read
     skipped_accounts: list[AccountOutcome] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)
     baseline_used: bool = False
@@ -230,6 +231,8 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
     v.suppressed = [f for f in result.findings if f.status == "suppressed"]
     v.expired = [f for f in result.findings if "expired_suppression" in f.properties]
     v.account_errors = [a for a in m.accounts if a.status == "error"]
+    v.gaps = [f for f in opens if str(ctx.catalog.get(f.rule_id, {}).get("category") or "") == "coverage"
+              or (f.rule_id not in ctx.catalog and f.rule_id.startswith("SCAN-"))]
     v.skipped_accounts = [a for a in m.accounts if a.status == "skipped"]
     v.cell_errors = [(c, v.names.get(c.account_id, "")) for c in result.coverage
                      if c.status == "error" and outcome.get(c.account_id, None) is not None

@@ -190,6 +190,11 @@ def test_scan_errors_section() -> None:
     cells = errors.find_all("tr", cls="cell-error")
     assert [(c.attrs["data-account"], c.find_all("td")[1].text()) for c in cells] == [(DEV, "us-west-2")]
     assert "account is SUSPENDED" in errors.find("ul", cls="skipped-accounts").text()
+    # coverage findings (SCAN-*) are listed as what could not be read, linked to the finding
+    gaps = errors.find_all("tr", cls="gap")
+    scan001 = next(f for f in sample_result().findings if f.rule_id == "SCAN-001")
+    assert [(g.attrs["data-rule"], g.attrs["data-account"]) for g in gaps] == [("SCAN-001", BROKEN)]
+    assert gaps[0].find("a").attrs["href"] == f"#f-{scan001.id}"
 
 
 @pytest.mark.parametrize("where", [

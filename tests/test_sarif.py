@@ -221,11 +221,11 @@ def test_gzip_size_limit_keeps_the_most_severe() -> None:
 
 
 @pytest.mark.slow
-def test_demo_estate_sarif_passes_github_rules(moto_server: str, tmp_path: Path) -> None:
-    seed_demo(moto_server)
+def test_demo_estate_sarif_passes_github_rules(moto_subprocess: str, tmp_path: Path) -> None:
+    seed_demo(moto_subprocess)
     out = tmp_path / "out"
     proc = run_cli(["--org", "--regions", "us-east-1,us-west-2,eu-west-1,me-south-1", "--output-dir", str(out)],
-                   moto_server)
+                   moto_subprocess)
     assert proc.returncode == 1, proc.stderr
     assert {p.name for p in out.iterdir()} == {"findings.json", "report.html", "findings.sarif"}
     doc = load_json(out / "findings.sarif")

@@ -28,7 +28,7 @@
     });
     each(".rule-group", function (g) { show(g, g.querySelector(".finding:not(.is-hidden)") !== null); });
     each(".account-group", function (g) { show(g, g.querySelector(".rule-group:not(.is-hidden)") !== null); });
-    each("tr.acct-row, tr.account-error, tr.cell-error, tr.fixed-finding, .skipped-accounts li", function (row) {
+    each("tr.acct-row, tr.account-error, tr.cell-error, tr.gap, tr.fixed-finding, .skipped-accounts li", function (row) {
       show(row, !acct || row.dataset.account === acct);
     });
     each("tbody.ou", function (g) { show(g, g.querySelector("tr.acct-row:not(.is-hidden)") !== null); });
