@@ -180,3 +180,57 @@ def test_demo_estate_report_in_browser(moto_subprocess: str, tmp_path: Path, ope
     heads = page.locator("table.matrix thead th").all_inner_texts()
     assert heads[:4] == ["Account", "us-east-1", "us-west-2", "eu-west-1"] and "me-south-1" not in heads
     assert heads[4:] == (["account-wide"] if any(f["region"] is None for f in doc["findings"]) else [])
+
+
+def seed_hostile_org(endpoint: str) -> dict[str, str]:
+    """A small organization of our own (not the demo): member accounts and OUs whose names carry markup,
+    one of them with logging to a bucket whose prefix carries markup too."""
+    import boto3
+
+    kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "x",
+                          "aws_secret_access_key": "x"}
+    org = boto3.client("organizations", **kw)
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name="<b>Prod</b>")["OrganizationalUnit"]["Id"]
+    ids = {}
+    for name in (HOSTILE, "plain & simple"):
+        ids[name] = org.create_account(AccountName=name, Email="a@example.com")["CreateAccountStatus"]["AccountId"]
+        org.move_account(AccountId=ids[name], SourceParentId=root, DestinationParentId=ou)
+    creds = boto3.client("sts", **kw).assume_role(
+        RoleArn=f"arn:aws:iam::{ids[HOSTILE]}:role/OrganizationAccountAccessRole",
+        RoleSessionName="seed")["Credentials"]
+    member = {**kw, "aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+              "aws_session_token": creds["SessionToken"]}
+    boto3.client("s3", **member).create_bucket(Bucket="logs-bucket")
+    boto3.client("bedrock", **member).put_model_invocation_logging_configuration(loggingConfig={
+        "s3Config": {"bucketName": "logs-bucket", "keyPrefix": "<script>window.__xss=9</script>"},
+        "textDataDeliveryEnabled": True})
+    return ids
+
+
+def test_hostile_organization_in_browser(moto_subprocess: str, tmp_path: Path, open_report: Any) -> None:
+    ids = seed_hostile_org(moto_subprocess)
+    out = tmp_path / "out"
+    proc = run_cli(["--org", "--regions", "us-east-1,us-west-2", "--output-dir", str(out)], moto_subprocess)
+    assert proc.returncode in (1, 3), proc.stderr
+    doc = load_json(out / "findings.json")
+    loaded: Loaded = open_report(out / "report.html")
+    page = loaded.page
+    assert loaded.requests == [loaded.url] and loaded.errors == [] and loaded.dialogs == []
+    assert page.locator("img").count() == 0 and page.locator("b").count() == 0
+    assert page.locator("script").count() == 1 and page.evaluate("window.__xss") is None
+    for name, acct in ids.items():
+        assert page.locator(f"tr.acct-row[data-account='{acct}'] .acct-name").inner_text() == name
+    assert page.locator(f"tr.acct-row[data-account='{ids[HOSTILE]}']").locator("xpath=..").get_attribute(
+        "data-ou") == "Root/<b>Prod</b>"
+    assert loaded.visible_rows() == {a["id"] for a in doc["scan"]["accounts"]}
+    assert loaded.visible_findings() == {f["id"] for f in doc["findings"] if f["status"] == "open"}
+    assert any(f["account_id"] == ids[HOSTILE] for f in doc["findings"])
+    prefixed = [f["message"] for f in doc["findings"] if "__xss=9" in f["message"]]
+    body = page.inner_text("body")
+    assert all(m in body for m in prefixed)  # the hostile key prefix shows as text wherever a rule quotes it
+    # filtering to the hostile account leaves exactly its findings
+    page.select_option("#f-account", ids[HOSTILE])
+    assert loaded.visible_findings() == {f["id"] for f in doc["findings"]
+                                         if f["status"] == "open" and f["account_id"] == ids[HOSTILE]}
