@@ -141,6 +141,9 @@ class Scanner:
                     doc.update(c.collect(actx, doc, region_docs))
                 except Failure as f:
                     doc[c.name] = f.fact
+                except Exception as exc:  # contained like a region collector's: a gap, not a lost account
+                    log.exception("%s: collector %s failed unexpectedly", where, c.name)
+                    doc[c.name] = gap(",".join(c.actions), "InternalError", f"{type(exc).__name__}: {exc}")
             for derive in collectors.DERIVERS:
                 derive(doc)
         except Exception as exc:
@@ -171,7 +174,8 @@ class Scanner:
             if inferred and f.code in NOT_ENABLED_CODES:
                 rdoc.update(status="skipped", reason=f"region not enabled ({f.code})")
             else:
-                rdoc.update(status="error", reason=f.fact["message"] or f.code)
+                # Name the permission: AWS messages often do not (S3 says only "Access Denied").
+                rdoc.update(status="error", reason=f"{f.fact['action']} failed: {f.fact['message'] or f.code}")
             return rdoc
         for c in collectors.REGION_COLLECTORS:
             try:
