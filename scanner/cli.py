@@ -287,7 +287,8 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
         from audit_bedrock.session import error_message
         raise UsageError(f"cannot identify the caller: {error_message(exc)}") from None
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
-    plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers)
+    plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
+                    settings={"usage_lookback_days": cfg.usage_lookback_days})
     acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), keep_facts=bool(ns.save_facts))
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))

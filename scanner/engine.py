@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -46,6 +47,11 @@ class RuleFunctions(jmespath.functions.Functions):
     @jmespath.functions.signature({"types": ["string", "null"]}, {"types": ["array", "null"]})
     def _func_in_list(self, value: str | None, items: list[Any] | None) -> bool:
         return value is not None and value in (items or [])
+
+    @jmespath.functions.signature({"types": ["string", "null"]}, {"types": ["array", "null"]})
+    def _func_glob_any(self, value: str | None, patterns: list[Any] | None) -> bool:
+        """True when `value` matches one of the shell-style patterns (`*`, `?`, `[...]`), case-sensitively."""
+        return value is not None and any(fnmatch.fnmatchcase(value, str(p)) for p in patterns or [])
 
     @jmespath.functions.signature({"types": ["array", "null"]}, {"types": ["string"]})
     def _func_join_or(self, items: list[Any] | None, default: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,8 @@ class ScanPlan:
     role_name: str
     external_id: str | None
     max_workers: int
+    # Values collectors read through AccountContext.settings (e.g. usage_lookback_days).
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,7 +132,8 @@ class Scanner:
         def make_client(service: str, region: str) -> Any:
             return self.sessions.client(service, region, creds, acct.id)
 
-        actx = AccountContext(acct.id, acct.name, make_client, self.sessions.home_region)
+        settings = {**self.plan.settings, "requested_regions": list(self.plan.regions) if self.plan.regions else None}
+        actx = AccountContext(acct.id, acct.name, make_client, self.sessions.home_region, settings=settings)
         try:
             self._scan_regions(actx, doc)
             if self.stop.is_set():

@@ -46,7 +46,9 @@ class CallLog:
 
     def record(self, account: str, region: str, service: str, operation: str, request: dict[str, Any]) -> None:
         """Count one operation; `request` is botocore's serialized request dict (before-call's `params`)."""
-        wire = [request.get("method"), request.get("url_path"), request.get("query_string"), request.get("body")]
+        # `url` holds the full target (an S3 bucket is in it, not in url_path); url_path is the fallback.
+        wire = [request.get("method"), request.get("url") or request.get("url_path"), request.get("query_string"),
+                request.get("body")]
         key = hashlib.blake2b(
             json.dumps([account, region, service, operation, wire], sort_keys=True, default=str).encode(),
             digest_size=12,

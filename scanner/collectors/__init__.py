@@ -6,14 +6,23 @@ from collections.abc import Callable
 from typing import Any
 
 from audit_bedrock.collectors.base import AccountCollector, RegionCollector
+from audit_bedrock.collectors.iam import IamCollector
+from audit_bedrock.collectors.kms import KeyCollector
 from audit_bedrock.collectors.logging_config import LoggingConfigCollector
+from audit_bedrock.collectors.logs import LogGroupCollector
+from audit_bedrock.collectors.metrics import UsageCollector
+from audit_bedrock.collectors.s3 import BucketCollector
+from audit_bedrock.derive import derive
 
 # The Bedrock logging configuration comes first: when it cannot be read the region is an error.
 PRIMARY = LoggingConfigCollector()
-REGION_COLLECTORS: tuple[RegionCollector, ...] = ()
-ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = ()
+# Destinations are read only when configured, metrics only where logging is off; keys after their users.
+REGION_COLLECTORS: tuple[RegionCollector, ...] = (LogGroupCollector(), BucketCollector(), KeyCollector(),
+                                                  UsageCollector())
+# IAM is global: read once per account, after every region named its delivery role.
+ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = (IamCollector(),)
 # Derivers run last on the whole account document and add derived facts (policy analysis).
-DERIVERS: tuple[Callable[[dict[str, Any]], None], ...] = ()
+DERIVERS: tuple[Callable[[dict[str, Any]], None], ...] = (derive,)
 
 # Discovery's own reads, in the member account.
 DISCOVERY_ACTIONS: tuple[str, ...] = ("ec2:DescribeRegions",)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +29,10 @@ class AccountContext:
     account_name: str
     make_client: Callable[[str, str], Any]
     home_region: str
+    # Scan settings collectors read (usage_lookback_days, requested_regions), never globals.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    # Per-account memo of reads shared across regions and collectors (IAM policies, buckets, log groups).
+    cache: dict[Any, Any] = field(default_factory=dict)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def client(self, service: str, region: str) -> Any:
@@ -74,6 +78,25 @@ def call(client: Any, operation: str, action: str, where: str, **kwargs: Any) ->
         raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
 
 
+def paginate_pages(pages: Iterable[dict[str, Any]], action: str, where: str) -> Iterator[dict[str, Any]]:
+    """Yield pages of a paginator lazily (so a caller may stop early); errors raise Failure like `call`."""
+    it = iter(pages)
+    while True:
+        try:
+            page = next(it)
+        except StopIteration:
+            return
+        except ClientError as exc:
+            code = error_code(exc)
+            log.info("%s: %s failed: %s", where, action, error_message(exc))
+            raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+        except BotoCoreError as exc:
+            code = type(exc).__name__
+            log.warning("%s: %s failed: %s", where, action, error_message(exc))
+            raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+        yield page
+
+
 def paginate(client: Any, operation: str, action: str, where: str, result_key: str,
              **kwargs: Any) -> list[Any]:
     """Every item of a paginated operation; raises Failure like `call`."""
@@ -90,6 +113,41 @@ def paginate(client: Any, operation: str, action: str, where: str, result_key: s
         log.warning("%s: %s failed: %s", where, action, error_message(exc))
         raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
     return items
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One read: the response, or `absent` (an expected 'does not exist' code), or a gap."""
+
+    data: dict[str, Any] | None = None
+    gap: dict[str, Any] | None = None
+    code: str = ""
+
+    @property
+    def absent(self) -> bool:
+        return self.data is None and self.gap is None
+
+
+def attempt(client: Any, operation: str, action: str, where: str, absent: Collection[str] = (),
+            **kwargs: Any) -> Reply:
+    """Call `operation`: codes in `absent` are facts (Reply.absent), any other error is a gap."""
+    try:
+        return Reply(data=call(client, operation, action, where, **kwargs))
+    except Failure as f:
+        if f.code in absent:
+            return Reply(code=f.code)
+        return Reply(gap=f.fact, code=f.code)
+
+
+def attempt_pages(client: Any, operation: str, action: str, where: str, result_key: str,
+                  absent: Collection[str] = (), **kwargs: Any) -> tuple[list[Any] | None, dict[str, Any] | None]:
+    """Every item of a paginated read as (items, None); (None, None) when absent; (None, gap) on error."""
+    try:
+        return paginate(client, operation, action, where, result_key, **kwargs), None
+    except Failure as f:
+        if f.code in absent:
+            return None, None
+        return None, f.fact
 
 
 class RegionCollector(Protocol):
