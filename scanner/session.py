@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.client
 import botocore.config
 import botocore.credentials
 import botocore.session
@@ -62,6 +65,60 @@ class CallLog:
                 log.debug("repeated identical request %s in %s/%s", name, account, region)
             else:
                 self._seen.add(key)
+
+
+_shared: dict[tuple[str, str, str], Any] = {}
+_shared_lock = threading.Lock()
+_shared_loaders: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def _share_models(loader: Any) -> None:
+    """Let every client built from `loader` reuse one service model and one client class per service.
+
+    botocore builds, for every client, a ServiceModel (whose operation models it then all instantiates while
+    checking for endpoint discovery) and a new class with a method and a docstring object per operation (EC2
+    has ~750). With one client per worker thread and (service, region) that was most of the scanner's memory.
+    Both depend only on the service's JSON model, so clients of our own sessions (recognised by their shared
+    loader) share them; any other botocore user in the process is left alone.
+    """
+    _shared_loaders[id(loader)] = loader
+    creator = botocore.client.ClientCreator
+    if getattr(creator._load_service_model, "_audit_bedrock", False):
+        return
+
+    def memo(kind: str, original: Callable[..., Any], key_of: Callable[..., tuple[str, str]]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _shared_loaders.get(id(getattr(self, "_loader", None))) is None:
+                return original(self, *args, **kwargs)
+            key = (kind, *key_of(*args, **kwargs))
+            with _shared_lock:
+                value = _shared.get(key)
+                if value is None:
+                    value = _shared[key] = original(self, *args, **kwargs)
+            return value
+
+        wrapper._audit_bedrock = True  # type: ignore[attr-defined]
+        return wrapper
+
+    creator._load_service_model = memo(
+        "model", creator._load_service_model, lambda name, api_version=None: (name, str(api_version)))
+    creator._create_client_class = memo(
+        "class", creator._create_client_class, lambda name, model: (name, str(model.api_version)))
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas: with 16+ worker threads each arena keeps its own high-water mark
+    of freed memory, which showed up as ~15 MB of extra RSS per 200 accounts. No-op off glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_arena_max = -8  # <malloc.h> M_ARENA_MAX
+    mallopt(m_arena_max, arenas)
 
 
 class ThreadCredentials(botocore.credentials.Credentials):  # type: ignore[misc]
@@ -133,6 +190,8 @@ class Sessions:
         self._config = CLIENT_CONFIG.merge(botocore.config.Config(max_pool_connections=max_pool))
         base = self._new_session()
         self._loader = base.get_component("data_loader")
+        _share_models(self._loader)
+        _limit_malloc_arenas()
         self.home_region = home_region or base.get_config_variable("region") or "us-east-1"
         self._caller_credentials = base.get_credentials()
         if self._caller_credentials is None:
