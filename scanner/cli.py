@@ -89,6 +89,10 @@ def _setup_logging(ns: argparse.Namespace) -> None:
     level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
     logging.basicConfig(level=max(logging.DEBUG, min(logging.CRITICAL, level)), stream=sys.stderr,
                         format="audit-bedrock: %(levelname)s: %(message)s")
+    from audit_bedrock.session import SecretFilter
+    for handler in logging.getLogger().handlers:  # on the handlers: records of every logger pass them
+        if not any(isinstance(f, SecretFilter) for f in handler.filters):
+            handler.addFilter(SecretFilter())
     if ns.verbose < 3:
         for noisy in ("botocore", "urllib3", "werkzeug"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

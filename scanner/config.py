@@ -18,8 +18,23 @@ FAIL_ON_LEVELS: tuple[str, ...] = ("critical", "high", "medium", "low", "none")
 SEVERITY_NAMES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*-\d{3}$")
-# libyaml when available: the pure-Python parser costs over a second per run on the default rule pack.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader (libyaml when available: the pure-Python parser costs over a second per run on the
+    default rule pack) that keeps an impossible date such as 2024-13-45 as text, so that the key's own
+    check reports it with its name and line instead of the parser failing with a bare ValueError."""
+
+
+def _lenient_timestamp(loader: Any, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _lenient_timestamp)
+_YAML_LOADER: Any = _Loader
 
 
 @dataclass(frozen=True)

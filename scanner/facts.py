@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from audit_bedrock.errors import UsageError
 
 FACTS_FORMAT = "audit-bedrock-facts"
 FACTS_VERSION = 1
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 
 def gap(action: str, code: str, message: str = "") -> dict[str, Any]:
@@ -34,6 +36,8 @@ def load_facts(path: str) -> dict[str, Any]:
         raw = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read facts file: {exc.strerror or exc}", source=path) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read facts file: not UTF-8 text ({exc.reason})", source=path) from None
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -49,4 +53,46 @@ def load_facts(path: str) -> dict[str, Any]:
         if not isinstance(acct, dict) or not isinstance(acct.get("account_id"), str) \
                 or not isinstance(acct.get("regions", []), list):
             raise UsageError(f"corrupt facts file: accounts[{i}] is not an account document", source=path)
+        problem = _account_problem(acct)
+        if problem:
+            raise UsageError(f"corrupt facts file: accounts[{i}]{problem}", source=path)
+    problem = _scan_problem(doc["scan"])
+    if problem:
+        raise UsageError(f"corrupt facts file: scan.{problem}", source=path)
     return doc
+
+
+_STATUSES = ("scanned", "error", "skipped")
+
+
+def _account_problem(acct: dict[str, Any]) -> str:
+    """What makes an account document unusable for re-evaluation (its facts may hold anything)."""
+    if not _ACCOUNT_ID.match(acct["account_id"]):
+        return f".account_id: '{acct['account_id']}' is not a 12-digit AWS account id"
+    if acct.get("status", "error") not in _STATUSES:
+        return f".status: must be one of {', '.join(_STATUSES)}, got {acct.get('status')!r}"
+    for key in ("account_name", "ou_path", "reason"):
+        if not isinstance(acct.get(key, ""), str):
+            return f".{key}: expected a string"
+    for j, region in enumerate(acct.get("regions") or []):
+        if not isinstance(region, dict) or not isinstance(region.get("region"), str) or not region["region"]:
+            return f".regions[{j}]: expected a region document with a 'region' name"
+        if region.get("status", "error") not in _STATUSES:
+            return f".regions[{j}].status: must be one of {', '.join(_STATUSES)}, got {region.get('status')!r}"
+    return ""
+
+
+def _scan_problem(scan: dict[str, Any]) -> str:
+    regions = scan.get("regions", [])
+    if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+        return "regions: expected a list of region names"
+    calls = scan.get("api_calls", 0)
+    if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
+        return f"api_calls: expected a count, got {calls!r}"
+    caller = scan.get("caller_account")  # findings.json requires it
+    if not (isinstance(caller, str) and _ACCOUNT_ID.match(caller)):
+        return f"caller_account: {caller!r} is not a 12-digit AWS account id"
+    for key in ("organization_id", "started_at", "finished_at"):
+        if scan.get(key) is not None and not isinstance(scan[key], str):
+            return f"{key}: expected a string"
+    return ""

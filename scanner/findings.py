@@ -12,7 +12,7 @@ from typing import Any
 from audit_bedrock.config import Config
 from audit_bedrock.engine import RawResult
 from audit_bedrock.errors import UsageError
-from audit_bedrock.model import Finding
+from audit_bedrock.model import SEVERITY_RANK, Finding
 
 
 def fingerprint(rule_id: str, account_id: str, region: str | None, resource: str, discriminator: str = "") -> str:
@@ -85,12 +85,29 @@ def load_baseline(path: str) -> list[Finding]:
         raise UsageError(f"cannot read baseline file: {exc.strerror or exc}", source=path) from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"corrupt baseline file (line {exc.lineno}): {exc.msg}", source=path) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read baseline file: not UTF-8 text ({exc.reason})", source=path) from None
     if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("findings"), list):
         raise UsageError("not a findings.json with schema_version 1", source=path)
     try:
-        return [Finding.from_json(f) for f in doc["findings"]]
-    except (KeyError, TypeError, AttributeError) as exc:
+        findings = [Finding.from_json(f) for f in doc["findings"]]
+    except KeyError as exc:
         raise UsageError(f"corrupt baseline file: a finding lacks {exc}", source=path) from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise UsageError(f"corrupt baseline file: a finding is malformed ({exc})", source=path) from None
+    for i, f in enumerate(findings):  # values the baseline diff and the reports rely on
+        problem = ""
+        if not all(isinstance(v, str) for v in (f.id, f.rule_id, f.account_id, f.resource, f.title, f.message)):
+            problem = "id, rule_id, account_id, resource, title and message must be strings"
+        elif f.severity not in SEVERITY_RANK:
+            problem = f"severity must be one of {', '.join(SEVERITY_RANK)}, got {f.severity!r}"
+        elif f.status not in ("open", "suppressed"):
+            problem = f"status must be open or suppressed, got {f.status!r}"
+        elif f.region is not None and not isinstance(f.region, str):
+            problem = "region must be a string or null"
+        if problem:
+            raise UsageError(f"corrupt baseline file: findings[{i}]: {problem}", source=path)
+    return findings
 
 
 def apply_baseline(findings: list[Finding], baseline: list[Finding]) -> tuple[list[Finding], list[Finding]]:

@@ -327,6 +327,7 @@ class Seen:
     account: str | None
     outcome: str  # forwarded | throttled | denied | dropped | stalled
     status: int
+    method: str = "?"
 
     @property
     def action(self) -> str:
@@ -420,7 +421,7 @@ class FaultProxy:
     def record(self, req: Request, outcome: str, status: int) -> None:
         with self._lock:
             self.log.append(Seen(req.service, req.region, req.operation, req.protocol, req.account,
-                                 outcome, status))
+                                 outcome, status, req.method))
 
     def learn(self, req: Request, body: bytes) -> None:
         """Remember which account the keys minted by an AssumeRole belong to, and the minted secrets."""
