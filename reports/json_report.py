@@ -17,7 +17,7 @@ SCHEMA_VERSION = 1
 def to_document(result: ScanResult, version: str) -> dict[str, Any]:
     """The findings.json document as a dict."""
     m = result.meta
-    return {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "audit-bedrock", "version": version},
         "scan": {
@@ -32,6 +32,9 @@ def to_document(result: ScanResult, version: str) -> dict[str, Any]:
         "findings": [f.to_json() for f in result.findings],
         "fixed": [f.to_json() for f in result.fixed],
     }
+    if m.shard is not None:  # only shard runs carry it, so whole runs and merges stay byte-identical
+        doc["scan"]["shard"] = {"index": m.shard[0], "count": m.shard[1]}
+    return doc
 
 
 def render(result: ScanResult, ctx: RenderContext) -> bytes:

@@ -36,6 +36,11 @@ def _accounts(value: str) -> list[str]:
     return ids
 
 
+def _shard(value: str) -> tuple[int, int]:
+    from audit_bedrock.shard import parse_shard
+    return parse_shard(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="audit-bedrock",
@@ -51,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--ou", action="append", metavar="OU_ID", default=[],
                        help="accounts under this OU or root, recursively (repeatable)")
     scope.add_argument("--regions", metavar="all|r1,r2", help="default all: every Bedrock region enabled")
+    scope.add_argument("--shard", type=_shard, metavar="K/N",
+                       help="scan only part K of N of the accounts (a stable hash of the account id); "
+                            "combine the parts with --merge")
     scope.add_argument("--role-name", help="role assumed in member accounts (default OrganizationAccountAccessRole)")
     scope.add_argument("--external-id", help="ExternalId for AssumeRole")
     scope.add_argument("--print-policy", nargs="?", const="member", choices=("member", "caller"),
@@ -71,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--baseline", metavar="FILE", help="a previous findings.json to diff against")
     out.add_argument("--fail-on-new", action="store_true",
                      help="apply --fail-on to findings that are new since --baseline only")
+    out.add_argument("--merge", nargs="+", metavar="FINDINGS_JSON",
+                     help="combine the findings.json of shard runs into one set of reports; no AWS calls")
     out.add_argument("--save-facts", metavar="FILE", help="also write every collected fact to FILE")
     out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
     run = p.add_argument_group("running")
@@ -219,12 +229,19 @@ def execute(ns: argparse.Namespace) -> int:
         from audit_bedrock.engine import load_rules
         cfg = load_config(ns.config)
         return print_catalog(load_rules([*cfg.rule_paths, *ns.rules_dir]), ns.explain)
+    if ns.merge:
+        return merge_command(ns)
+    if ns.shard and ns.from_facts:
+        raise UsageError("--shard applies to a scan, not to --from-facts")
     cfg, rules = load_settings(ns)
     formats = _formats(ns)
     baseline = None
     if ns.baseline:
         from audit_bedrock.findings import load_baseline
         baseline = load_baseline(ns.baseline)
+        if ns.shard:  # a shard answers for its own accounts only: the others are not "fixed"
+            from audit_bedrock.shard import shard_of
+            baseline = [f for f in baseline if shard_of(f.account_id, ns.shard[1]) == ns.shard[0]]
     elif getattr(ns, "fail_on_new", False):
         log.warning("--fail-on-new without --baseline: every finding counts as new")
     if ns.from_facts:
@@ -236,6 +253,31 @@ def execute(ns: argparse.Namespace) -> int:
     else:
         result, facts = _scan(ns, cfg, rules)
     return finish(ns, cfg, rules, result, formats, baseline, facts)
+
+
+def merge_command(ns: argparse.Namespace) -> int:
+    """--merge a.json b.json ...: one set of reports from shard results, then --baseline and --fail-on."""
+    from audit_bedrock.errors import UsageError
+    from audit_bedrock.merge import merge
+
+    clash = [flag for flag, on in (("--org", ns.org), ("--accounts", ns.accounts), ("--ou", ns.ou),
+                                   ("--shard", ns.shard), ("--from-facts", ns.from_facts),
+                                   ("--save-facts", ns.save_facts), ("--demo", ns.demo)) if on]
+    if clash:
+        raise UsageError(f"--merge combines finished results; it cannot be combined with {', '.join(clash)}")
+    cfg, rules = load_settings(ns)
+    formats = _formats(ns)
+    baseline = None
+    if ns.baseline:
+        from audit_bedrock.findings import load_baseline
+        baseline = load_baseline(ns.baseline)
+    result = merge(ns.merge)
+    known = {r.id for r in rules}
+    unknown = sorted({f.rule_id for f in result.findings} - known)
+    if unknown:
+        raise UsageError(f"--merge: findings of rule(s) {', '.join(unknown)} are not in the loaded rule packs; "
+                         "give --merge the same --config and --rules-dir as the shard runs")
+    return finish(ns, cfg, rules, result, formats, baseline, None)
 
 
 def _evaluate_saved(doc: dict[str, Any], cfg: Config, rules: list[Rule]) -> ScanResult:
@@ -254,7 +296,7 @@ def _evaluate_saved(doc: dict[str, Any], cfg: Config, rules: list[Rule]) -> Scan
 
 
 def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...], started: str, finished: str,
-            api_calls: int, interrupted: bool = False) -> ScanResult:
+            api_calls: int, interrupted: bool = False, shard: tuple[int, int] | None = None) -> ScanResult:
     from audit_bedrock.findings import sort_findings
     from audit_bedrock.model import Coverage, ScanMeta, ScanResult
 
@@ -265,7 +307,7 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
     coverage.sort(key=lambda c: (c.account_id, c.region))
     outcomes = sorted(acc.outcomes, key=lambda o: o.id)
     meta = ScanMeta(started, finished, org_id, caller, regions, tuple(outcomes), api_calls,
-                    incomplete=acc.incomplete or interrupted, interrupted=interrupted)
+                    incomplete=acc.incomplete or interrupted, interrupted=interrupted, shard=shard)
     return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)),
                       notices=tuple(acc.builder.expired_notices()))
 
@@ -290,6 +332,11 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
         from audit_bedrock.errors import UsageError
         from audit_bedrock.session import error_message
         raise UsageError(f"cannot identify the caller: {error_message(exc)}") from None
+    if ns.shard:
+        from audit_bedrock.shard import select
+        total = len(estate.accounts) + len(estate.skipped)
+        estate = select(estate, *ns.shard)
+        log.info("shard %d/%d: %d of %d account(s)", *ns.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
                     settings={"usage_lookback_days": cfg.usage_lookback_days})
@@ -305,7 +352,7 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
             bar.close()
     regions = cfg.regions or tuple(sorted(acc.regions_seen))
     result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
-                     sessions.calls.calls, interrupted=not complete)
+                     sessions.calls.calls, interrupted=not complete, shard=ns.shard)
     if sessions.calls.duplicates:
         log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
     facts = acc.facts if ns.save_facts else None

@@ -112,6 +112,7 @@ class ScanMeta:
     api_calls: int
     incomplete: bool = False
     interrupted: bool = False
+    shard: tuple[int, int] | None = None  # (K, N) for a --shard K/N run; None for a whole run or a merge
 
 
 @dataclass(frozen=True)
