@@ -19,11 +19,11 @@ from audit_bedrock.analyzer import (
     trusts_service,
     unconditioned_public_grants,
 )
-from audit_bedrock.collectors.iam import BEDROCK, policy_documents
-from audit_bedrock.collectors.kms import KMS_ALGORITHMS
 from audit_bedrock.facts import gap, is_gap
 
 Value = Any  # bool | None | gap dict
+BEDROCK = "bedrock.amazonaws.com"
+KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 LOG_STREAM = "aws/bedrock/modelinvocations"
 PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
@@ -64,6 +64,18 @@ def source_context(account_id: str, region: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- delivery role
+
+def policy_documents(role: dict[str, Any]) -> list[Any]:
+    """The identity policy documents of a role record (documents may be gaps)."""
+    docs: list[Any] = []
+    for key in ("inline_policies", "attached_policies"):
+        value = role.get(key)
+        if is_gap(value):
+            docs.append(value)
+        else:
+            docs.extend(p.get("document") for p in value or [] if not p.get("missing"))
+    return docs
+
 
 def role_record(iam: Any, arn: str) -> dict[str, Any]:
     """The collected record of a referenced role; a gap everywhere when IAM could not be collected."""

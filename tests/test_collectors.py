@@ -428,6 +428,9 @@ def test_metrics_are_not_read_where_logging_is_on(org: dict[str, Member]) -> Non
     assert out.region()["usage"] is None
     assert out.calls("ListMetrics") == 0 and out.calls("GetMetricData") == 0
     assert out.rules() == set()
+    # The README's call budget: a compliant S3-only region with a KMS-encrypted bucket costs 9 calls.
+    regional = {k: n for k, n in out.sessions.calls.operations.items() if k.split(":")[0] not in ("sts", "ec2", "iam")}
+    assert sum(regional.values()) == 9, regional
 
 
 def test_destinations_are_read_only_when_configured(org: dict[str, Member]) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 from audit_bedrock.analyzer import PolicyError, matches, parse, trusts_service
 from audit_bedrock.collectors.base import AccountContext, attempt, attempt_pages
 from audit_bedrock.collectors.logs import read_log_group
+from audit_bedrock.derive import BEDROCK, policy_documents
 from audit_bedrock.discovery import bedrock_regions
 from audit_bedrock.facts import gap, is_gap
 
-BEDROCK = "bedrock.amazonaws.com"
 ACTIONS = (
     "iam:GetRole", "iam:ListRoles", "iam:ListRolePolicies", "iam:GetRolePolicy",
     "iam:ListAttachedRolePolicies", "iam:GetPolicy", "iam:GetPolicyVersion", "logs:DescribeLogGroups",
@@ -113,18 +113,6 @@ def read_role(actx: AccountContext, arn: str) -> dict[str, Any]:
     fact["permissions_boundary"] = read_managed_policy(actx, boundary) if boundary else None
     fact.update(read_permissions(actx, name))
     return fact
-
-
-def policy_documents(role: dict[str, Any]) -> list[Any]:
-    """The identity policy documents of a role record (documents may be gaps)."""
-    docs: list[Any] = []
-    for key in ("inline_policies", "attached_policies"):
-        value = role.get(key)
-        if is_gap(value):
-            docs.append(value)
-        else:
-            docs.extend(p.get("document") for p in value or [] if not p.get("missing"))
-    return docs
 
 
 def log_group_targets(docs: list[Any]) -> list[dict[str, str]]:

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from audit_bedrock.collectors.base import AccountContext, RegionContext, attempt
+from audit_bedrock.derive import KMS_ALGORITHMS
 from audit_bedrock.facts import is_gap
 
-KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 AWS_MANAGED_S3_KEY = "alias/aws/s3"  # what S3 uses for aws:kms without a KMSMasterKeyID
 ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy")
 
