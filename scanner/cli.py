@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"audit-bedrock: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # outside the scan loop (discovery, a second Ctrl-C): no traceback
+        print("audit-bedrock: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def load_settings(ns: argparse.Namespace) -> tuple[Config, list[Rule]]:
