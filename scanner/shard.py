@@ -34,7 +34,7 @@ def shard_of(account_id: str, count: int) -> int:
     It depends on nothing but the id and N, so the same account lands in the same shard on every run, in every
     process and on every machine, whatever else is in the organization.
     """
-    digest = hashlib.sha256(account_id.encode("ascii")).digest()
+    digest = hashlib.sha256(account_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % count + 1
 
 
