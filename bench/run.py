@@ -1,0 +1,331 @@
+"""The audit-bedrock benchmark: a seeded N-account organization behind a latency proxy, scanned as a whole process.
+
+    python bench/run.py                       # 200 accounts x 3 regions, 40 ms per call, median of 3 runs
+    python bench/run.py --accounts 200 1000   # several sizes; also reports the time ratio between them
+    python bench/run.py --accounts 5 --latency-ms 0 --repeat 1   # the smoke run the tests use
+
+For each size it starts a moto server subprocess on 127.0.0.1, seeds the organization (bench/seed.py, its own
+process), starts bench/latency_proxy.py in front of it, and runs `audit-bedrock --org` with AWS_ENDPOINT_URL
+pointing at the proxy, --repeat times. Per run it records wall time, the scanner's peak RSS and CPU time
+(os.wait4 on that process), the moto server's CPU time, and what the proxy saw on the wire: calls per account
+and per account-region, repeated identical requests, and the peak number of requests in flight.
+
+Lower bound. Inside an account the scanner's calls are sequential and at most --max-workers accounts are in
+flight, so with L seconds of latency per call no scan can beat
+    bound = L * (discovery_calls + max(member_calls / max_workers, longest_account_chain))
+where discovery_calls are the caller's serial Organizations/STS reads before the first account starts. The
+report gives wall / bound ("ratio"), medians over the repeats, and writes bench/results/<timestamp>.json/.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+DEFAULT_WORKERS = 16  # the scanner's default --max-workers; used for the bound when --max-workers is not given
+SCAN_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+DROP_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in DROP_ENV and not k.startswith("AWS_ENDPOINT_URL")}
+    env.update(SCAN_ENV)
+    env.update(extra)
+    return env
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def moto_server() -> Iterator[tuple[str, int]]:
+    """A moto server subprocess on a free loopback port: (url, pid)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/moto-api/")
+        yield url, proc.pid
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def latency_proxy(upstream: str, latency_ms: float) -> Iterator[tuple[str, int]]:
+    """bench/latency_proxy.py as a subprocess in front of `upstream`: (url, pid)."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "latency_proxy.py"), "--upstream", upstream,
+                             "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("LISTENING "):
+            raise RuntimeError(f"latency proxy did not start: {line!r}")
+        yield line.split()[1], proc.pid
+    finally:
+        _stop(proc)
+
+
+def proxy_call(url: str, path: str, method: str = "GET") -> dict[str, Any]:
+    req = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        doc: dict[str, Any] = json.loads(resp.read())
+        return doc
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (Linux /proc), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def seed(endpoint: str, accounts: int, workers: int) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(HERE / "seed.py"), "--endpoint", endpoint, "--accounts",
+                           str(accounts), "--workers", str(workers)], capture_output=True, text=True,
+                          env=_env(), check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{proc.stderr[-3000:]}")
+    doc: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return doc
+
+
+def scanner_command() -> list[str]:
+    exe = Path(sys.executable).with_name("audit-bedrock")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "audit_bedrock"]
+
+
+def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None) -> dict[str, Any]:
+    """One `audit-bedrock --org` process: wall time, exit code, peak RSS and CPU from wait4."""
+    args = [*scanner_command(), "--org", "--regions", ",".join(REGIONS), "--output-dir", str(out), "-q", "-q",
+            "--fail-on", "none"]
+    if max_workers:
+        args += ["--max-workers", str(max_workers)]
+    if formats:
+        args += ["--format", formats]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, env=_env(AWS_ENDPOINT_URL=proxy), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    return {"wall_s": round(wall, 3), "exit_code": proc.returncode,
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "stderr_tail": err.decode(errors="replace")[-800:]}
+
+
+def _lower_bound(wire: dict[str, Any], latency_s: float, workers: int, caller: str) -> dict[str, Any]:
+    ops = wire["by_operation"]
+    discovery = sum(n for op, n in ops.items() if op.startswith("organizations:")) + ops.get(
+        "sts:GetCallerIdentity", 0)
+    per_account = dict(wire["by_account"])
+    per_account[caller] = per_account.get(caller, 0) - discovery
+    member = sum(per_account.values())
+    chain = max(per_account.values(), default=0)
+    bound = latency_s * (discovery + max(member / workers, chain))
+    return {"discovery_calls": discovery, "member_calls": member, "longest_account_chain": chain,
+            "lower_bound_s": round(bound, 3)}
+
+
+def measure(n: int, ns: argparse.Namespace) -> dict[str, Any]:
+    """Seed one organization of n accounts and scan it ns.repeat times."""
+    workers = ns.max_workers or DEFAULT_WORKERS
+    runs: list[dict[str, Any]] = []
+    with moto_server() as (moto, moto_pid):
+        seeded = seed(moto, n, ns.seed_workers)
+        print(f"[bench] {n} accounts seeded in {seeded['seconds']} s ({seeded['profiles']})", file=sys.stderr)
+        with latency_proxy(moto, ns.latency_ms) as (proxy, proxy_pid), \
+                tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            for i in range(ns.warmup):
+                print(f"[bench] {n} accounts warm-up scan {i + 1}/{ns.warmup}", file=sys.stderr)
+                run_scan(proxy, Path(tmp) / f"warmup{i}", ns.max_workers, ns.formats)
+            for i in range(ns.repeat):
+                proxy_call(proxy, "/__proxy__/reset", "POST")
+                moto_cpu0, proxy_cpu0 = cpu_seconds(moto_pid), cpu_seconds(proxy_pid)
+                out = Path(tmp) / f"run{i}"
+                run = run_scan(proxy, out, ns.max_workers, ns.formats)
+                run["moto_cpu_s"] = round(cpu_seconds(moto_pid) - moto_cpu0, 2)
+                run["proxy_cpu_s"] = round(cpu_seconds(proxy_pid) - proxy_cpu0, 2)
+                wire = proxy_call(proxy, "/__proxy__/stats")
+                run.update(_summarize(wire, out, seeded, n, ns.latency_ms / 1000.0, workers))
+                run["ratio"] = round(run["wall_s"] / run["lower_bound_s"], 2) if run["lower_bound_s"] else None
+                if run["exit_code"] not in (0, 3) or run["accounts_scanned"] != n:
+                    raise RuntimeError(f"scan run {i} failed (exit {run['exit_code']}, "
+                                       f"{run['accounts_scanned']}/{n} scanned):\n{run['stderr_tail']}")
+                if run["exit_code"] == 0:
+                    run.pop("stderr_tail")
+                runs.append(run)
+                print(f"[bench] {n} accounts run {i + 1}/{ns.repeat}: {run['wall_s']} s, "
+                      f"{run['peak_rss_mb']} MB, {run['wire_calls']} calls, ratio {run['ratio']}", file=sys.stderr)
+    return {"accounts": n, "regions": len(REGIONS), "seed_seconds": seeded["seconds"],
+            "profiles": seeded["profiles"], "runs": runs, "median": _medians(runs)}
+
+
+def _summarize(wire: dict[str, Any], out: Path, seeded: dict[str, Any], n: int, latency_s: float,
+               workers: int) -> dict[str, Any]:
+    doc = json.loads((out / "findings.json").read_text())
+    scanned = sum(1 for a in doc["scan"]["accounts"] if a["status"] == "scanned")
+    cells = sum(1 for c in doc["coverage"] if c["status"] == "scanned")
+    per_account = [v for k, v in wire["by_account"].items() if not k.startswith("key:")]
+    per_region = wire["by_account_region_calls"]
+    bound = _lower_bound(wire, latency_s, workers, seeded["management"])
+    try:
+        t0 = dt.datetime.fromisoformat(doc["scan"]["started_at"].replace("Z", "+00:00"))
+        t1 = dt.datetime.fromisoformat(doc["scan"]["finished_at"].replace("Z", "+00:00"))
+        doc_wall = (t1 - t0).total_seconds()
+    except (KeyError, ValueError):
+        doc_wall = float("nan")
+    return {
+        "accounts_scanned": scanned, "account_regions_scanned": cells, "findings": len(doc["findings"]),
+        "scan_seconds_in_report": doc_wall,
+        "scanner_api_calls": doc["scan"]["api_calls"], "wire_calls": wire["requests"],
+        "wire_status": wire["status"], "max_in_flight": wire["max_in_flight"],
+        "calls_per_account": round(wire["requests"] / max(1, n), 2),
+        "calls_per_account_median": statistics.median(per_account) if per_account else 0,
+        "calls_per_account_max": max(per_account, default=0),
+        "calls_per_account_region": round(sum(per_region) / max(1, len(per_region)), 2),
+        "calls_per_account_region_max": max(per_region, default=0),
+        "unattributed_calls": sum(v for k, v in wire["by_account"].items() if k.startswith("key:")),
+        "repeated_requests": wire["repeated_requests"], "repeated_examples": wire["repeated_examples"],
+        "by_operation": wire["by_operation"], **bound,
+    }
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("wall_s", "peak_rss_mb", "cpu_s", "moto_cpu_s", "proxy_cpu_s", "wire_calls", "calls_per_account",
+            "calls_per_account_region", "repeated_requests", "lower_bound_s", "ratio", "max_in_flight")
+    return {k: (round(statistics.median(r[k] for r in runs), 3) if all(r.get(k) is not None for r in runs)
+                else None) for k in keys}
+
+
+def cli_startup(repeat: int = 5) -> dict[str, float]:
+    """Median seconds of `audit-bedrock --help` and `--list-rules` as whole processes."""
+    out: dict[str, float] = {}
+    for flag in ("--help", "--list-rules"):
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([*scanner_command(), flag], env=_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=True)
+            times.append(time.perf_counter() - t0)
+        out[flag] = round(statistics.median(times), 3)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lines = [f"audit-bedrock benchmark, {result['started_at']}: {cfg['latency_ms']:g} ms per call, "
+             f"{len(REGIONS)} regions, max-workers {cfg['max_workers']}, median of {cfg['repeat']} run(s), "
+             f"{result['machine']['cpus']} CPUs (load {result['machine']['loadavg_at_start']})", "",
+             "| accounts | wall s | lower bound s | ratio | peak RSS MB | scanner CPU s | moto CPU s | calls/account "
+             "| calls/account-region | repeated | seed s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in result["sizes"]:
+        m = {k: ("n/a" if v is None else v) for k, v in s["median"].items()}
+        lines.append(f"| {s['accounts']} | {m['wall_s']} | {m['lower_bound_s']} | {m['ratio']} | {m['peak_rss_mb']} "
+                     f"| {m['cpu_s']} | {m['moto_cpu_s']} | {m['calls_per_account']} | "
+                     f"{m['calls_per_account_region']} | {m['repeated_requests']} | {s['seed_seconds']} |")
+    for k, v in result.get("scaling", {}).items():
+        lines.append(f"\nwall-time ratio {k}: {v}")
+    st = result.get("cli_startup")
+    if st:
+        lines.append("\nstartup: " + ", ".join(f"`audit-bedrock {k}` {v} s" for k, v in st.items()))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--accounts", type=int, nargs="+", default=[200], metavar="N",
+                   help="organization sizes, management account included (default 200)")
+    p.add_argument("--latency-ms", type=float, default=40.0, help="latency added to every call (default 40)")
+    p.add_argument("--repeat", type=int, default=3, help="scans per size; medians are reported (default 3)")
+    p.add_argument("--max-workers", type=int, default=None, help="passed to audit-bedrock (default: its own)")
+    p.add_argument("--format", dest="formats", default=None, help="passed to audit-bedrock (default: its own)")
+    p.add_argument("--warmup", type=int, default=0, help="untimed scans before the timed ones (default 0)")
+    p.add_argument("--seed-workers", type=int, default=8, help="threads seeding the organization (default 8)")
+    p.add_argument("--results-dir", type=Path, default=HERE / "results")
+    p.add_argument("--no-startup", action="store_true", help="skip timing --help and --list-rules")
+    ns = p.parse_args(argv)
+    if any(n < 1 for n in ns.accounts) or ns.repeat < 1 or ns.warmup < 0:
+        p.error("--accounts and --repeat must be at least 1, --warmup at least 0")
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    result: dict[str, Any] = {
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "config": {"accounts": ns.accounts, "latency_ms": ns.latency_ms, "repeat": ns.repeat, "warmup": ns.warmup,
+                   "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
+                   "formats": ns.formats or "default"},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "sizes": [],
+    }
+    if not ns.no_startup:
+        result["cli_startup"] = cli_startup()
+    for n in ns.accounts:
+        result["sizes"].append(measure(n, ns))
+    walls = {s["accounts"]: s["median"]["wall_s"] for s in result["sizes"]}
+    sizes = sorted(walls)
+    result["scaling"] = {f"{b}/{a}": round(walls[b] / walls[a], 2) for a, b in zip(sizes, sizes[1:], strict=False)
+                         if walls[a] > 0}
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    ns.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (ns.results_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = markdown(result)
+    (ns.results_dir / f"{stamp}.md").write_text(md)
+    print(md)
+    print(f"wrote {ns.results_dir / (stamp + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
