@@ -24,6 +24,7 @@ REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 MGMT_CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 OUS = ("Prod", "Dev", "Sandbox", "Shared")
 _local = threading.local()
+_LOADER = botocore.session.Session().get_component("data_loader")
 
 
 class FastClients:
@@ -47,6 +48,7 @@ class FastClients:
             session = getattr(_local, "session", None)
             if session is None:
                 session = _local.session = botocore.session.Session()
+                session.register_component("data_loader", _LOADER)  # parse each service model once
             client = session.create_client(service, region_name=region, endpoint_url=self.endpoint, **MGMT_CREDS)
             client.meta.events.register("before-sign", _act_as)
             cache[key] = client
@@ -187,7 +189,7 @@ PROFILES: tuple[Callable[[Clients, str], None], ...] = (
     p_compliant, p_cloudwatch_images, p_cloudwatch_large, p_disabled, p_partial_types, p_dangling, p_mixed)
 
 
-def seed(endpoint: str, n: int, workers: int = 8) -> dict[str, Any]:
+def seed(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True) -> dict[str, Any]:
     """Create an organization of n accounts (the management account counts as one) and configure each."""
     t0 = time.monotonic()
     mgmt = FastClients(endpoint, None)
@@ -207,7 +209,8 @@ def seed(endpoint: str, n: int, workers: int = 8) -> dict[str, Any]:
         PROFILES[i % len(PROFILES)](c, acct)
         # moto builds an account's EC2 backend (default VPCs, AMIs...) on its first EC2 call, ~45 ms of its
         # CPU; real AWS has no such cost, so the seeder pays it instead of the first timed scan.
-        c("ec2", "us-east-1").describe_regions(AllRegions=True)
+        if warm_ec2:
+            c("ec2", "us-east-1").describe_regions(AllRegions=True)
         return name, acct
 
     accounts: dict[str, str] = {"management": management}
@@ -225,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", required=True)
     p.add_argument("--accounts", type=int, default=200, help="accounts including the management account")
     p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--no-warm-ec2", action="store_true", help="leave moto's EC2 backends to the first scan")
     ns = p.parse_args(argv)
     if ns.accounts < 1:
         p.error("--accounts must be at least 1")
-    print(json.dumps(seed(ns.endpoint, ns.accounts, ns.workers)), flush=True)
+    print(json.dumps(seed(ns.endpoint, ns.accounts, ns.workers, warm_ec2=not ns.no_warm_ec2)), flush=True)
     return 0
 
 
