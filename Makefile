@@ -6,7 +6,11 @@ STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean relink
+LAMBDA_ZIP ?= dist/audit-bedrock-lambda.zip
+LAMBDA_PYTHON ?= 3.12
+LAMBDA_ARGS ?=
+
+.PHONY: demo test lint bench clean relink lambda-package deploy-templates
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +47,15 @@ bench: $(STAMP_DEV)
 	$(MAKE) -s relink
 	$(BIN)/python bench/run.py
 
+# The Lambda zip for deploy/scheduled-scan.yaml: the package and its runtime deps for Python $(LAMBDA_PYTHON)
+# on x86_64, without boto3/botocore (the runtime's); LAMBDA_ARGS=--include-sdk bundles them.
+lambda-package: | $(BIN)/python
+	$(BIN)/python deploy/package_lambda.py --output $(LAMBDA_ZIP) --python-version $(LAMBDA_PYTHON) $(LAMBDA_ARGS)
+
+# Rewrite the generated IAM action lists of the deploy/ templates from the collectors' declarations.
+deploy-templates: $(STAMP_DEV)
+	$(MAKE) -s relink
+	$(BIN)/python -m audit_bedrock.policy write deploy/audit-role.yaml deploy/scheduled-scan.yaml
+
 clean:
-	rm -rf $(VENV) build *.egg-info audit-bedrock-report
+	rm -rf $(VENV) build dist *.egg-info audit-bedrock-report

@@ -13,6 +13,12 @@ import pytest
 
 from audit_bedrock import cli, collectors, policy
 from audit_bedrock.analyzer import Request, allows
+from tests.cfn_template import DEPLOY, Resolver, load
+
+AUDIT_ROLE = DEPLOY / "audit-role.yaml"
+SCHEDULED = DEPLOY / "scheduled-scan.yaml"
+ROLE_PARAMS = {"ScannerPrincipalArn": "arn:aws:iam::111111111111:role/audit-bedrock-scanner",
+               "OrganizationId": "o-abcdef1234"}
 
 
 def print_policy(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -92,6 +98,29 @@ def test_print_policy_caller(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert allows([doc], Request("sts:AssumeRole", f"arn:aws:iam::222222222222:role/{role}"))
     assert not allows([doc], Request("sts:AssumeRole", "arn:aws:iam::222222222222:role/Admin"))
     assert not allows([doc], Request("organizations:CreateAccount", "*"))
+
+
+# ----------------------------------------------------------------------------- templates == declarations
+
+def test_audit_role_template_policy_equals_print_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    props = Resolver(load(AUDIT_ROLE), ROLE_PARAMS).resource("AuditRole")
+    (inline,) = props["Policies"]
+    assert inline["PolicyDocument"] == print_policy(capsys) == policy.member_policy(), (
+        "deploy/audit-role.yaml is stale: run `make deploy-templates`")
+
+
+def test_scheduled_scan_scanner_role_equals_caller_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    r = Resolver(load(SCHEDULED), {"CodeBucket": "code", "CodeKey": "audit-bedrock-lambda.zip"})
+    role_name = r.params["AuditRoleName"]
+    props = r.resource("ScannerRole")
+    docs = {p["PolicyName"]: p["PolicyDocument"] for p in props["Policies"]}
+    assert docs["audit-bedrock-caller"] == print_policy(capsys, "caller", "--role-name", role_name), (
+        "deploy/scheduled-scan.yaml is stale: run `make deploy-templates`")
+
+
+@pytest.mark.parametrize("template", [AUDIT_ROLE, SCHEDULED], ids=lambda p: p.name)
+def test_templates_are_current(template: Path) -> None:
+    assert policy.main(["check", str(template)]) == 0, "run `make deploy-templates`"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -199,7 +228,7 @@ def test_demo_scan_calls_only_what_the_shipped_policies_grant(
                    MEMBER_ROLE, "--output-dir", str(tmp_path / "out"), "--format", "json", "-q", "-q"])
     assert rc == 1  # the demo estate has high findings by design
 
-    shipped = policy.member_policy()
+    shipped = Resolver(load(AUDIT_ROLE), ROLE_PARAMS).resource("AuditRole")["Policies"][0]["PolicyDocument"]
     member = [c for c in calls if c.side == "member"]
     caller = [c for c in calls if c.side == "caller"]
     # Non-vacuous: every ACTIVE member account was entered and read, in more than one service.
@@ -214,6 +243,8 @@ def test_demo_scan_calls_only_what_the_shipped_policies_grant(
     denied = sorted({f"{c.service}.{c.operation} -> {policy.iam_action(c.service, c.operation)}"
                      for c in caller if not granted(caller_doc, c)})
     assert denied == [], f"caller calls the caller policy does not grant: {denied}"
-    # And nothing outside the declarations is reached in a member account.
+    # Exactly: nothing outside the declarations is called, and nothing declared goes unused by the demo.
     actions = {policy.iam_action(c.service, c.operation) for c in member} - {None}
     assert actions <= set(collectors.required_actions())
+    unused = sorted(set(collectors.required_actions()) - actions)
+    assert unused == [], f"declared but never called in the demo scan (extend the demo or drop them): {unused}"
