@@ -177,3 +177,92 @@ def test_notification_text(count: int, listed: int, more: str | None) -> None:
     assert "incomplete" in message
     assert message.count("BIL-005 ") == listed
     assert (more in message) if more else "more" not in message
+
+
+# ------------------------------------------------------------------- shard -> merge -> notify, end to end
+
+@pytest.fixture
+def lambda_env(moto_subprocess: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The demo organization, the report bucket, and a topic whose messages land in an SQS queue."""
+    from tests.conftest import seed_demo
+
+    ids = seed_demo(moto_subprocess)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_subprocess)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="audit-bedrock")["TopicArn"]
+    queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+    monkeypatch.setenv(aws_lambda.ENV_ROLE_NAME, "OrganizationAccountAccessRole")
+    monkeypatch.setenv(aws_lambda.ENV_REGIONS, REGIONS)
+    monkeypatch.setenv(aws_lambda.ENV_TOPIC_ARN, topic)
+    return {"ids": ids, "s3": s3, "sqs": sqs, "queue": queue, "endpoint": moto_subprocess}
+
+
+def notifications(env: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        msgs = env["sqs"].receive_message(QueueUrl=env["queue"], MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(m["Body"]))
+            env["sqs"].delete_message(QueueUrl=env["queue"], ReceiptHandle=m["ReceiptHandle"])
+
+
+def run_once(run_id: str, shards: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    results = [aws_lambda.shard_handler({"run_id": run_id, "shard": k, "shard_count": shards}, None)
+               for k in range(1, shards + 1)]
+    return results, aws_lambda.merge_handler({"run_id": run_id, "shards": results}, None)
+
+
+@pytest.mark.slow
+def test_scheduled_run_shards_merges_compares_and_notifies(lambda_env: dict[str, Any]) -> None:
+    s3, ids = lambda_env["s3"], lambda_env["ids"]
+
+    # Run 1: every shard writes its findings.json; the merge writes the three reports and latest/.
+    shards, merged = run_once("run-1", 2)
+    shard_ids: set[str] = set()
+    for r in shards:
+        doc = s3_json(s3, r["key"])
+        validate_findings(doc)
+        shard_ids |= {f["id"] for f in doc["findings"]}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    for name in aws_lambda.REPORT_FILES:
+        assert f"runs/run-1/report/{name}" in keys and f"latest/{name}" in keys
+    report = s3_json(s3, "runs/run-1/report/findings.json")
+    validate_findings(report)
+    assert {f["id"] for f in report["findings"]} == shard_ids
+    assert s3.head_object(Bucket=BUCKET, Key="latest/report.html")["ContentType"].startswith("text/html")
+    high = [f for f in report["findings"] if f["severity"] in ("critical", "high") and f["status"] == "open"]
+    assert high, "the demo estate has high findings"
+    assert merged["first_run"] is True and merged["notified"] is True
+    assert merged["new_critical_high"] == len(high)
+    (note,) = notifications(lambda_env)
+    assert note["Subject"] == f"audit-bedrock: {len(high)} new critical/high finding(s)"
+    assert note["MessageAttributes"]["new_critical_high"]["Value"] == str(len(high))
+    assert "first run" in note["Message"]
+
+    # Run 2, same estate: nothing new, no notification.
+    _, merged = run_once("run-2", 3)
+    assert (merged["first_run"], merged["new_critical_high"], merged["notified"]) == (False, 0, False)
+    assert notifications(lambda_env) == []
+    assert all(f["baseline"] == "unchanged" for f in s3_json(s3, "latest/findings.json")["findings"])
+
+    # Run 3: logging switched off in a compliant account's region -> one new high finding, notified.
+    acct = ids["security-tooling"]
+    sts = boto3.client("sts", region_name="us-east-1")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{acct}:role/OrganizationAccountAccessRole",
+                            RoleSessionName="test")["Credentials"]
+    boto3.client("bedrock", region_name="eu-west-1", aws_access_key_id=creds["AccessKeyId"],
+                 aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+                 ).delete_model_invocation_logging_configuration()
+    _, merged = run_once("run-3", 2)
+    assert (merged["new_critical_high"], merged["notified"]) == (1, True)
+    (note,) = notifications(lambda_env)
+    assert note["Subject"] == "audit-bedrock: 1 new critical/high finding(s)"
+    assert f"BIL-001  {acct} (security-tooling) eu-west-1" in note["Message"]
+    assert f"s3://{BUCKET}/runs/run-3/report/report.html" in note["Message"]
