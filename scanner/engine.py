@@ -277,7 +277,7 @@ class Evaluator:
         acct = {k: v for k, v in account.items() if k != "regions"}
         for rule in self.rules:
             if rule.scope == "account":
-                out.extend(self._run(rule, {"account": acct, "params": self.params}, account, None))
+                out.extend(self._run_safe(rule, {"account": acct, "params": self.params}, account, None))
         if account.get("status") != "scanned":
             return out
         for region_doc in account.get("regions") or []:
@@ -286,8 +286,26 @@ class Evaluator:
             ctx = {"fact": region_doc, "account": acct, "params": self.params}
             for rule in self.rules:
                 if rule.scope == "region":
-                    out.extend(self._run(rule, ctx, account, str(region_doc.get("region"))))
+                    out.extend(self._run_safe(rule, ctx, account, str(region_doc.get("region"))))
         return out
+
+    def _run_safe(self, rule: Rule, ctx: dict[str, Any], account: dict[str, Any],
+                  region: str | None) -> list[RawResult]:
+        """`_run`; a fact of an unexpected type (a JMESPath type error) makes the rule SCAN-003, never a crash."""
+        try:
+            return self._run(rule, ctx, account, region)
+        except jmespath.exceptions.JMESPathError as exc:
+            gap_rule = self.gap_rule
+            if gap_rule is None:
+                raise
+            resource = self._resource(rule, ctx, account, region)
+            code = type(exc).__name__
+            values = self._base_values(account, region, resource)
+            values.update({"blocked_rule": rule.id, "permission": "evaluating its facts", "error_code": code})
+            props = {"blocked_rule": rule.id, "missing_permissions": [], "error_codes": [code], "facts": [],
+                     "evaluation_error": str(exc).replace("\n", " ")[:300]}
+            return [RawResult(gap_rule, gap_rule.severity, account["account_id"], region, resource,
+                              _format(gap_rule.message, values), props, discriminator=rule.id)]
 
     def _run(self, rule: Rule, ctx: dict[str, Any], account: dict[str, Any],
              region: str | None) -> list[RawResult]:

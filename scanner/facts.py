@@ -26,7 +26,9 @@ def is_gap(value: Any) -> bool:
 
 def dump_facts(path: Path, meta: dict[str, Any], accounts: list[dict[str, Any]]) -> bytes:
     """Serialize a facts document (one entry per account, each with its region documents)."""
-    doc = {"format": FACTS_FORMAT, "version": FACTS_VERSION, "scan": meta, "accounts": accounts}
+    # Accounts arrive in the order their scans finish; sorted, the same estate gives the same bytes.
+    ordered = sorted(accounts, key=lambda a: str(a.get("account_id", "")))
+    doc = {"format": FACTS_FORMAT, "version": FACTS_VERSION, "scan": meta, "accounts": ordered}
     return (json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 

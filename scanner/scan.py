@@ -85,13 +85,16 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     if status != "scanned" or logging_fact is None or "enabled" not in logging_fact:
         return Coverage(account_id, r["region"], status if status in ("skipped", "error") else "error",
                         reason=str(r.get("reason", "")))
+    # Facts may come from a --from-facts file: keep only values of the shape findings.json promises.
+    dests = logging_fact.get("destinations")
+    types = logging_fact.get("data_types")
     return Coverage(
         account_id, r["region"], "scanned",
         logging_enabled=bool(logging_fact.get("enabled")),
-        destinations=tuple(logging_fact.get("destinations") or ()),
+        destinations=tuple(d for d in dests if d in ("s3", "cloudwatch")) if isinstance(dests, list) else (),
         large_data_s3=bool(logging_fact.get("large_data_s3")),
-        data_types=tuple(sorted((logging_fact.get("data_types") or {}).items(),
-                                key=lambda kv: _DATA_ORDER.get(kv[0], 99))),
+        data_types=tuple(sorted(((k, v) for k, v in types.items() if k in _DATA_ORDER and isinstance(v, bool)),
+                                key=lambda kv: _DATA_ORDER[kv[0]])) if isinstance(types, dict) else (),
     )
 
 
