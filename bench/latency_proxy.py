@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import json
 import re
+import ssl
 import sys
 import threading
 import time
@@ -142,8 +143,15 @@ class Proxy(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, listen: tuple[str, int], upstream: str, latency_s: float) -> None:
+    def __init__(self, listen: tuple[str, int], upstream: str, latency_s: float,
+                 tls: tuple[str, str] | None = None) -> None:
         super().__init__(listen, Handler)
+        self.scheme = "http"
+        if tls:  # terminate TLS like a real endpoint; the handshake runs in the connection's own thread
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+            self.scheme = "https"
         u = urllib.parse.urlsplit(upstream)
         self.upstream_host = u.hostname or "127.0.0.1"
         self.upstream_port = u.port or 80
@@ -153,7 +161,7 @@ class Proxy(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -242,10 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=float, default=40.0, help="sleep before forwarding each request")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM) ...")
+    p.add_argument("--tls-key", help="... and this key")
     ns = p.parse_args(argv)
     if ns.host not in ("127.0.0.1", "localhost", "::1"):
         p.error("the proxy listens on loopback only")
-    proxy = Proxy((ns.host, ns.port), ns.upstream, ns.latency_ms / 1000.0)
+    if bool(ns.tls_cert) != bool(ns.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    tls = (ns.tls_cert, ns.tls_key) if ns.tls_cert else None
+    proxy = Proxy((ns.host, ns.port), ns.upstream, ns.latency_ms / 1000.0, tls)
     print(f"LISTENING {proxy.url}", flush=True)
     try:
         proxy.serve_forever()

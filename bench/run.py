@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,27 @@ def moto_server() -> Iterator[tuple[str, int]]:
         _stop(proc)
 
 
+def tls_material(directory: Path) -> tuple[str, str, str]:
+    """A self-signed certificate for 127.0.0.1 (openssl), and a CA bundle of certifi's roots plus it, so the
+    scanner verifies the proxy and loads a real-size bundle: (cert, key, bundle)."""
+    import certifi
+
+    cert, key, bundle = directory / "proxy-cert.pem", directory / "proxy-key.pem", directory / "ca-bundle.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    bundle.write_bytes(Path(certifi.where()).read_bytes() + cert.read_bytes())
+    return str(cert), str(key), str(bundle)
+
+
 @contextmanager
-def latency_proxy(upstream: str, latency_ms: float) -> Iterator[tuple[str, int]]:
+def latency_proxy(upstream: str, latency_ms: float,
+                  tls: tuple[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """bench/latency_proxy.py as a subprocess in front of `upstream`: (url, pid)."""
-    proc = subprocess.Popen([sys.executable, str(HERE / "latency_proxy.py"), "--upstream", upstream,
-                             "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True, env=_env())
+    args = [sys.executable, str(HERE / "latency_proxy.py"), "--upstream", upstream, "--latency-ms", str(latency_ms)]
+    if tls:
+        args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=_env())
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -110,9 +127,10 @@ def latency_proxy(upstream: str, latency_ms: float) -> Iterator[tuple[str, int]]
         _stop(proc)
 
 
-def proxy_call(url: str, path: str, method: str = "GET") -> dict[str, Any]:
+def proxy_call(url: str, path: str, method: str = "GET", cafile: str | None = None) -> dict[str, Any]:
     req = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+    with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
         doc: dict[str, Any] = json.loads(resp.read())
         return doc
 
@@ -141,7 +159,8 @@ def scanner_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "audit_bedrock"]
 
 
-def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None) -> dict[str, Any]:
+def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None,
+             ca_bundle: str | None = None) -> dict[str, Any]:
     """One `audit-bedrock --org` process: wall time, exit code, peak RSS and CPU from wait4."""
     args = [*scanner_command(), "--org", "--regions", ",".join(REGIONS), "--output-dir", str(out), "-q", "-q",
             "--fail-on", "none"]
@@ -150,7 +169,8 @@ def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None
     if formats:
         args += ["--format", formats]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, env=_env(AWS_ENDPOINT_URL=proxy), stdout=subprocess.DEVNULL,
+    extra = {"AWS_CA_BUNDLE": ca_bundle} if ca_bundle else {}
+    proc = subprocess.Popen(args, env=_env(AWS_ENDPOINT_URL=proxy, **extra), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     assert proc.stderr is not None
     err = proc.stderr.read()
@@ -183,19 +203,22 @@ def measure(n: int, ns: argparse.Namespace) -> dict[str, Any]:
     with moto_server() as (moto, moto_pid):
         seeded = seed(moto, n, ns.seed_workers)
         print(f"[bench] {n} accounts seeded in {seeded['seconds']} s ({seeded['profiles']})", file=sys.stderr)
-        with latency_proxy(moto, ns.latency_ms) as (proxy, proxy_pid), \
-                tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        with ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
+            cert, key, bundle = tls_material(Path(tmp)) if ns.tls else (None, None, None)
+            proxy, proxy_pid = stack.enter_context(
+                latency_proxy(moto, ns.latency_ms, (cert, key) if cert and key else None))
             for i in range(ns.warmup):
                 print(f"[bench] {n} accounts warm-up scan {i + 1}/{ns.warmup}", file=sys.stderr)
-                run_scan(proxy, Path(tmp) / f"warmup{i}", ns.max_workers, ns.formats)
+                run_scan(proxy, Path(tmp) / f"warmup{i}", ns.max_workers, ns.formats, bundle)
             for i in range(ns.repeat):
-                proxy_call(proxy, "/__proxy__/reset", "POST")
+                proxy_call(proxy, "/__proxy__/reset", "POST", cert)
                 moto_cpu0, proxy_cpu0 = cpu_seconds(moto_pid), cpu_seconds(proxy_pid)
                 out = Path(tmp) / f"run{i}"
-                run = run_scan(proxy, out, ns.max_workers, ns.formats)
+                run = run_scan(proxy, out, ns.max_workers, ns.formats, bundle)
                 run["moto_cpu_s"] = round(cpu_seconds(moto_pid) - moto_cpu0, 2)
                 run["proxy_cpu_s"] = round(cpu_seconds(proxy_pid) - proxy_cpu0, 2)
-                wire = proxy_call(proxy, "/__proxy__/stats")
+                wire = proxy_call(proxy, "/__proxy__/stats", cafile=cert)
                 run.update(_summarize(wire, out, seeded, n, ns.latency_ms / 1000.0, workers))
                 run["ratio"] = round(run["wall_s"] / run["lower_bound_s"], 2) if run["lower_bound_s"] else None
                 if run["exit_code"] not in (0, 3) or run["accounts_scanned"] != n:
@@ -263,7 +286,8 @@ def cli_startup(repeat: int = 5) -> dict[str, float]:
 
 def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
-    lines = [f"audit-bedrock benchmark, {result['started_at']}: {cfg['latency_ms']:g} ms per call, "
+    lines = [f"audit-bedrock benchmark, {result['started_at']}: {cfg['latency_ms']:g} ms per call"
+             f"{' over TLS' if cfg.get('tls') else ''}, "
              f"{len(REGIONS)} regions, max-workers {cfg['max_workers']}, median of {cfg['repeat']} run(s), "
              f"{result['machine']['cpus']} CPUs (load {result['machine']['loadavg_at_start']})", "",
              "| accounts | wall s | lower bound s | ratio | peak RSS MB | scanner CPU s | moto CPU s | calls/account "
@@ -291,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="scans per size; medians are reported (default 3)")
     p.add_argument("--max-workers", type=int, default=None, help="passed to audit-bedrock (default: its own)")
     p.add_argument("--format", dest="formats", default=None, help="passed to audit-bedrock (default: its own)")
+    p.add_argument("--tls", action="store_true",
+                   help="the proxy serves HTTPS (self-signed, openssl) and the scanner verifies it against "
+                        "certifi's bundle plus that certificate, as against real endpoints")
     p.add_argument("--warmup", type=int, default=0, help="untimed scans before the timed ones (default 0)")
     p.add_argument("--seed-workers", type=int, default=8, help="threads seeding the organization (default 8)")
     p.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -302,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "config": {"accounts": ns.accounts, "latency_ms": ns.latency_ms, "repeat": ns.repeat, "warmup": ns.warmup,
-                   "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
+                   "tls": ns.tls, "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
                    "formats": ns.formats or "default"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},

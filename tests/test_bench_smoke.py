@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import FAKE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     """bench/run.py end to end: moto subprocess, seeding, latency proxy (0 ms), one scan; the JSON is sane."""
     accounts = 5
@@ -50,6 +50,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert median["wall_s"] == run["wall_s"] and median["repeated_requests"] == 0
 
 
+@pytest.mark.slow
 def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """One worker scans several accounts in turn: it builds each (service, region) client once, and every
@@ -105,3 +106,35 @@ def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
         assert logging_fact["data_types"]["image"] is (i % 2 == 0)
     assert built and len(built) == len(set(built)), f"a worker built a client twice: {sorted(built)}"
     assert sessions.calls.duplicates == 0
+
+
+def _ssl_context(client: Any) -> Any:
+    return client._endpoint.http_session._manager.connection_pool_kw["ssl_context"]
+
+
+def test_scanner_clients_share_models_classes_and_ssl_context() -> None:
+    """Clients of different worker threads share one SSLContext (its CA bundle is ~0.7 MB), one service model
+    and one class; a botocore client made outside Sessions keeps its own."""
+    from audit_bedrock.session import Sessions
+
+    sessions = Sessions(endpoint_url="https://127.0.0.1:9")
+    creds = sessions.caller_credentials()
+    made: list[Any] = []
+
+    def build() -> None:
+        made.extend([sessions.client("s3", "us-east-1", creds, "a"), sessions.client("s3", "eu-west-1", creds, "a"),
+                     sessions.client("iam", "us-east-1", creds, "a")])
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in made}) == 9  # one client per thread and (service, region)
+    assert len({id(_ssl_context(c)) for c in made}) == 1
+    s3 = [c for c in made if c.meta.service_model.service_name == "s3"]
+    assert len({type(c) for c in s3}) == 1 and len({id(c.meta.service_model) for c in s3}) == 1
+    outsider = botocore.session.Session().create_client("s3", region_name="us-east-1", aws_access_key_id="a",
+                                                        aws_secret_access_key="b")
+    assert _ssl_context(outsider) is not _ssl_context(made[0])
+    assert type(outsider) is not type(s3[0])
