@@ -287,6 +287,7 @@ class Rule:
     fraction: float = 1.0  # throttle: share of attempts throttled
     seed: int = 0
     max_consecutive: int = 3  # throttle: never more than this many throttles of one logical request
+    first_attempts: int | None = None  # any action: only the first N attempts of a logical request (transient)
     seconds: float = 0.0  # stall / delay: how long
     name: str = ""
     hits: int = 0
@@ -412,8 +413,10 @@ class FaultProxy:
                     continue
                 if rule.action == "throttle" and not rule.throttles(req, attempt):
                     continue
+                if rule.first_attempts is not None and attempt >= rule.first_attempts:
+                    continue
                 rule.hits += 1
-                self._attempts[k] = attempt + 1 if rule.action == "throttle" else 0
+                self._attempts[k] = attempt + 1  # consecutive faulted attempts of this logical request
                 return rule, attempt
             self._attempts[k] = 0
             return None, attempt

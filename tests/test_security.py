@@ -169,7 +169,8 @@ def _all_text(root: Path) -> str:
 @pytest.mark.parametrize("fault", [
     pytest.param(None, id="clean-scan"),
     pytest.param("deny-assume", id="assume-role-denied"),
-    pytest.param("drop-region", id="region-unreachable"),
+    pytest.param("drop-twice", id="connections-dropped-then-retried"),
+    pytest.param("deny-region", id="region-denied"),
     pytest.param("deny-caller", id="caller-rejected"),
 ])
 def test_credentials_never_written(estate: Estate, tmp_path: Path, fault: str | None) -> None:
@@ -178,14 +179,18 @@ def test_credentials_never_written(estate: Estate, tmp_path: Path, fault: str | 
     with FaultProxy(estate.endpoint) as proxy:
         if fault == "deny-assume":
             proxy.add(Rule(match(assume_role_into=estate.ids["data-science"]), "deny"))
-        elif fault == "drop-region":
-            proxy.add(Rule(match(region="eu-west-1"), "drop"))
+        elif fault == "drop-twice":  # transient: botocore logs the connection errors and retries them
+            proxy.add(Rule(match(region="eu-west-1"), "drop", first_attempts=2))
+        elif fault == "deny-region":
+            proxy.add(Rule(match(region="eu-west-1", service="bedrock"), "deny"))
         elif fault == "deny-caller":
             proxy.add(Rule(match(operation="GetCallerIdentity"), "deny"))
         proc = run_cli(["--org", "--regions", ",".join(DEMO_SCAN_REGIONS), "-vvv", "--output-dir",
                         str(tmp_path / "out"), "--save-facts", str(tmp_path / "out" / "facts.json")],
                        proxy.url, cwd=tmp_path, AWS_SECRET_ACCESS_KEY=CANARY_SECRET, AWS_SESSION_TOKEN=CANARY_TOKEN)
         minted = list(proxy.assumed_secrets)
+        faulted = [s for s in proxy.seen() if s.outcome != "forwarded"]
+    assert bool(faulted) == (fault is not None), "the fault was not injected"
     if fault == "deny-caller":
         assert proc.returncode == 2 and "cannot identify the caller" in proc.stderr, proc.stderr[-2000:]
     else:
