@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -201,6 +202,18 @@ class Scanner:
         pending: dict[Future[dict[str, Any]], Account] = {}
         pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="scan")
         interrupted = False
+        # Ctrl-C while on_done records an account would leave it half recorded: defer it until on_done returns.
+        recording = deferred = False
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            nonlocal deferred
+            if recording:
+                deferred = True
+                return
+            raise KeyboardInterrupt
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous: Any = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
         try:
             exhausted = False
             while True:
@@ -215,7 +228,13 @@ class Scanner:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     pending.pop(fut)
-                    on_done(fut.result())
+                    recording = True
+                    try:
+                        on_done(fut.result())
+                    finally:
+                        recording = False
+                    if deferred:
+                        raise KeyboardInterrupt
                     if progress:
                         progress()
         except KeyboardInterrupt:
@@ -223,6 +242,8 @@ class Scanner:
             self.stop.set()
             log.warning("interrupted: finishing the accounts in flight and writing what was scanned")
         finally:
+            if main_thread:  # a second Ctrl-C while the accounts in flight wind down stops at once
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
             pool.shutdown(wait=True, cancel_futures=True)
         if interrupted:
             for fut, acct in pending.items():

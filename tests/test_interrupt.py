@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +128,38 @@ def test_second_ctrl_c_stops_at_once(estate: Estate, tmp_path: Path) -> None:
         rc, _, stderr = finish(proc)
     assert rc == 130, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_ctrl_c_while_recording_an_account_loses_none_of_it(workers: int) -> None:
+    """SIGINT arriving while the main thread records a finished account (rule evaluation, coverage): that
+    account is recorded whole, once, and every other account is accounted for."""
+    import os
+
+    from audit_bedrock.discovery import Estate as Discovered
+    from audit_bedrock.model import Account
+    from audit_bedrock.scan import Scanner, ScanPlan
+
+    accounts = tuple(Account(f"{i:012d}", f"acct-{i}") for i in range(1, 7))
+
+    class Offline(Scanner):
+        def scan_account(self, acct: Account) -> dict[str, Any]:
+            time.sleep(0.05)
+            return {"account_id": acct.id, "account_name": acct.name, "status": "scanned", "reason": "",
+                    "regions": []}
+
+    plan = ScanPlan(Discovered(None, "000000000000", accounts), ("us-east-1",), "Role", None, workers)
+    recorded: list[tuple[str, str]] = []
+
+    def on_done(doc: dict[str, Any]) -> None:
+        recorded.append((doc["account_id"], "begin"))
+        if len(recorded) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands halfway through recording the first account
+            time.sleep(0.05)
+        recorded.append((doc["account_id"], "end"))
+
+    complete = Offline(None, plan).run(accounts, on_done)  # type: ignore[arg-type]
+    assert complete is False
+    ids = [a for a, step in recorded if step == "begin"]
+    assert sorted(ids) == sorted(a.id for a in accounts) and len(ids) == len(set(ids)), recorded
+    assert [step for _, step in recorded] == ["begin", "end"] * len(accounts), recorded
