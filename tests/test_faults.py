@@ -143,7 +143,16 @@ def test_throttling_changes_no_finding(estate: Estate, clean: tuple[CliRun, list
 
     assert MAX_ATTEMPTS >= 8
     fast_retries(monkeypatch)
+    first_of: set[str] = set()
+
+    def first_call_of_each_service(req: Any) -> bool:  # so that every service is throttled at least once
+        if req.service in first_of:
+            return False
+        first_of.add(req.service)
+        return True
+
     with FaultProxy(estate.endpoint) as proxy:
+        first = proxy.add(Rule(first_call_of_each_service, "throttle", fraction=1.0, max_consecutive=1))
         rule = proxy.add(Rule(match(), "throttle", fraction=0.18, seed=7, max_consecutive=MAX_ATTEMPTS - 1))
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none")
         seen = proxy.seen()
@@ -153,14 +162,9 @@ def test_throttling_changes_no_finding(estate: Estate, clean: tuple[CliRun, list
     assert [f["id"] for f in run.findings()] == [f["id"] for f in ref.findings()]
     assert stable(run.doc) == stable(ref.doc)  # every field, api_calls included (retries are not calls)
     throttled = [s for s in seen if s.outcome == "throttled"]
-    assert rule.hits == len(throttled)
-    assert 0.10 <= len(throttled) / len(seen) <= 0.30, f"{len(throttled)} of {len(seen)} attempts throttled"
-    by_service: dict[str, list[str]] = {}
-    for s in seen:
-        by_service.setdefault(s.service, []).append(s.outcome)
-    for service, outcomes in by_service.items():
-        if len(outcomes) >= 15:
-            assert "throttled" in outcomes, f"{service} was never throttled in {len(outcomes)} attempts"
+    assert rule.hits + first.hits == len(throttled)
+    assert 0.12 <= len(throttled) / len(seen) <= 0.30, f"{len(throttled)} of {len(seen)} attempts throttled"
+    assert {s.service for s in throttled} == {s.service for s in seen} == first_of
 
 
 # --- AssumeRole denied for one account ------------------------------------------------------------
@@ -288,9 +292,10 @@ def test_unreachable_region_gives_scan002(estate: Estate, clean: tuple[CliRun, l
                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str) -> None:
     """Connections to us-west-2 dropped, or stalled past the read timeout: SCAN-002 there, the rest unchanged."""
     dead = "us-west-2"
-    fast_retries(monkeypatch, read_timeout=0.3 if fault == "stall" else None)
+    # A generous timeout: under load a healthy call must not time out; each stalled attempt costs it.
+    fast_retries(monkeypatch, read_timeout=1.0 if fault == "stall" else None)
     with FaultProxy(estate.endpoint) as proxy:
-        proxy.add(Rule(match(region=dead), fault, seconds=2.0))
+        proxy.add(Rule(match(region=dead), fault, seconds=3.0))
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none")
         broken = proxy.seen("dropped" if fault == "drop" else "stalled")
     assert broken and {s.region for s in broken} == {dead}

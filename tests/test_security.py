@@ -115,7 +115,7 @@ def test_hostile_values_reach_the_json_intact(hostile_reports: tuple[Path, dict[
     doc = json.loads((out / "reports" / "findings.json").read_text())
     validate_findings(doc)
     everything = "\n".join(_strings(doc))
-    for key in ("account", "account2", "ou", "log_group", "prefix", "large_prefix"):
+    for key in PAYLOADS:  # names, OU path, log group, prefixes, and policy text (BIL-010's message)
         assert PAYLOADS[key] in everything, f"{key} payload missing from findings.json"
 
 
@@ -129,8 +129,10 @@ def test_every_report_escapes_hostile_values(hostile_reports: tuple[Path, dict[s
     if path.suffix in (".json", ".sarif"):
         doc = json.loads(text)  # a JSON document: strings are data, escaping is json's
         values = "\n".join(_strings(doc))
-        shown = [k for k in PAYLOADS if PAYLOADS[k] in values]
-        assert {"account", "ou", "prefix"} <= set(shown) or fmt == "sarif", shown
+        shown = [k for k, m in MARKERS.items() if m in values]
+        assert shown, f"no hostile value reached {path.name}"
+        for key in shown:  # wherever a value appears, it appears whole: nothing truncated or re-encoded
+            assert PAYLOADS[key] in values, f"{key} appears mangled in {path.name}"
         return
     assert path.suffix == ".html", f"no escaping check for {path.suffix} files: add one"
     for key, payload in PAYLOADS.items():
@@ -138,7 +140,7 @@ def test_every_report_escapes_hostile_values(hostile_reports: tuple[Path, dict[s
     for risky in ("<script>alert(", "<img src=x", "<svg onload", "<iframe", "<b onmouseover", "</script><script>"):
         assert risky not in text, f"live markup {risky!r} in {path.name}"
     rendered = [k for k, m in MARKERS.items() if m in text]
-    assert {"account", "account2", "ou", "prefix"} <= set(rendered), rendered
+    assert set(rendered) == set(PAYLOADS), f"not shown (escaped) in the HTML: {set(PAYLOADS) - set(rendered)}"
 
 
 def test_html_format_is_registered() -> None:
