@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, AccountOutcome, Coverage, Finding, ScanResult
+from audit_bedrock.reports.json_report import stream_utf8
 
 if TYPE_CHECKING:
     from audit_bedrock.reports import RenderContext
@@ -252,18 +254,23 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def render_text(result: ScanResult, ctx: RenderContext) -> str:
-    """The page as text. Its CSP allows only the page's own inline style and script (by hash)."""
+def _pieces(result: ScanResult, ctx: RenderContext) -> Iterator[str]:
+    """The page, piece by piece. Its CSP allows only the page's own inline style and script (by hash)."""
     env = _environment()
     view = build_view(result, ctx)
     style, script = _asset("report.css"), _asset("report.js")
     csp = (f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
            "img-src data:; base-uri 'none'; form-action 'none'")
-    page: str = env.get_template(TEMPLATE).render(
+    pieces: Iterator[str] = env.get_template(TEMPLATE).generate(
         v=view, m=result.meta, severities=SEVERITIES, summary=result.summary(), style=style, script=script,
         csp=csp, is_link=is_link, data_types=DATA_TYPES)
-    return page
+    return pieces
+
+
+def render_text(result: ScanResult, ctx: RenderContext) -> str:
+    """The page as text."""
+    return "".join(_pieces(result, ctx))
 
 
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
-    return render_text(result, ctx).encode("utf-8")
+    return stream_utf8(_pieces(result, ctx))  # the page's bytes without jinja's list of every piece

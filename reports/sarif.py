@@ -20,11 +20,11 @@ high), warning (medium) or note (low, info).
 from __future__ import annotations
 
 import gzip
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock.model import SEVERITY_RANK, Finding, ScanResult
+from audit_bedrock.reports.json_report import encode
 
 if TYPE_CHECKING:
     from audit_bedrock.reports import RenderContext
@@ -196,7 +196,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
 
 
 def _encode(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode()
+    return encode(doc, indent=1, ensure_ascii=False)  # json.dumps' bytes, without its peak memory
 
 
 def _gzipped_size(data: bytes) -> int:

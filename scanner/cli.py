@@ -255,6 +255,8 @@ def execute(ns: argparse.Namespace) -> int:
         result, facts = _evaluate_saved(doc, cfg, rules), None
     else:
         result, facts = _scan(ns, cfg, rules)
+        import gc
+        gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
     return finish(ns, cfg, rules, result, formats, baseline, facts)
 
 
@@ -353,6 +355,7 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
     finally:
         if bar:
             bar.close()
+        sessions.close()  # clients, service models and client classes: the reports need the memory
     regions = cfg.regions or tuple(sorted(acc.regions_seen))
     result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
                      sessions.calls.calls, interrupted=not complete, shard=ns.shard)
@@ -384,7 +387,6 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
     ctx = RenderContext(catalog={r.id: r.to_catalog() for r in rules}, version=__version__,
                         baseline=getattr(ns, "baseline", None) if baseline is not None else None)
-    rendered = [(join(ns.output_dir, FORMATS[f][0]), renderer(f)(result, ctx)) for f in formats]
     s3 = S3Writer(profile=ns.profile, endpoint_url=ns.endpoint_url)
     written = []
     if facts is not None:
@@ -396,8 +398,9 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         path = Path(ns.save_facts)
         write_atomic(path, dump_facts(path, meta, facts))
         written.append(str(path))
-    for dest, data in rendered:
-        write_output(dest, data, s3)
+    for fmt in formats:  # render and write one format at a time: a large organization's reports are big
+        dest = join(ns.output_dir, FORMATS[fmt][0])
+        write_output(dest, renderer(fmt)(result, ctx), s3)
         written.append(dest)
     if ns.quiet < 2:
         render_summary(result, written, baseline=baseline is not None)

@@ -102,10 +102,57 @@ def _share_models(loader: Any) -> None:
         wrapper._audit_bedrock = True  # type: ignore[attr-defined]
         return wrapper
 
+    original_load = creator._load_service_model
+
+    def load_model(self: Any, service_name: str, api_version: str | None = None) -> Any:
+        ours = _shared_loaders.get(id(getattr(self, "_loader", None))) is not None
+        keep = _declared_operations(service_name) if ours and service_name in TRIMMED_SERVICES else frozenset()
+        if keep:
+            return _trimmed_model(self._loader, service_name, api_version, keep)
+        return original_load(self, service_name, api_version)
+
     creator._load_service_model = memo(
-        "model", creator._load_service_model, lambda name, api_version=None: (name, str(api_version)))
+        "model", load_model, lambda name, api_version=None: (name, str(api_version)))
     creator._create_client_class = memo(
         "class", creator._create_client_class, lambda name, model: (name, str(model.api_version)))
+
+
+# Services whose model is huge while the scan calls one of its operations: our clients get a model of only
+# the operations the collectors declare (for EC2 an IAM action is named as its API operation). EC2's model is
+# ~15 MB parsed, 830 operations; the scan calls DescribeRegions. Undeclared operations do not exist on it.
+TRIMMED_SERVICES = frozenset({"ec2"})
+
+
+def _declared_operations(service: str) -> frozenset[str]:
+    from audit_bedrock import collectors  # collectors import this module
+
+    prefix = service + ":"
+    return frozenset(a[len(prefix):] for a in collectors.required_actions() if a.startswith(prefix))
+
+
+def _trimmed_model(loader: Any, service_name: str, api_version: str | None, keep: frozenset[str]) -> Any:
+    """A ServiceModel with only the `keep` operations and the shapes they reach; the full JSON is read by a
+    throwaway loader (same search paths), so it is not cached."""
+    import botocore.loaders
+    import botocore.model
+
+    scratch = botocore.loaders.Loader(extra_search_paths=loader.search_paths, include_default_search_paths=False)
+    full = scratch.load_service_model(service_name, "service-2", api_version=api_version)
+    ops = {name: op for name, op in full["operations"].items() if name in keep}
+    shapes = full["shapes"]
+    needed: set[str] = set()
+    todo = [ref["shape"] for op in ops.values() for ref in (op.get("input"), op.get("output"), *op.get("errors", ()))
+            if ref]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        shape = shapes[name]
+        todo.extend(m["shape"] for m in shape.get("members", {}).values())
+        todo.extend(shape[k]["shape"] for k in ("member", "key", "value") if k in shape)
+    doc = {**full, "operations": ops, "shapes": {n: shapes[n] for n in sorted(needed)}}
+    return botocore.model.ServiceModel(doc, service_name=service_name)
 
 
 _building = threading.local()
@@ -317,6 +364,18 @@ class Sessions:
             if getattr(http, "status_code", 0) == 429 or code in THROTTLING_CODES:
                 w.clients.pop((service, region), None)  # the next account starts with a fresh rate limiter
         return watch
+
+    def close(self) -> None:
+        """Drop this thread's clients, the caller's STS client and the shared models, classes and SSL context
+        (rebuilt if a client is asked for again). Worker threads' clients go with their threads."""
+        self._local.__dict__.pop("worker", None)
+        with self._sts_lock:
+            self._caller_sts = None
+        with _shared_lock:
+            _shared.clear()
+        self._built.clear()
+        self._loader = self._new_session().get_component("data_loader")  # the old one holds parsed models
+        _share_models(self._loader)
 
     def begin_account(self) -> None:
         """Called by a worker before it starts an account: forget which account its clients sign for."""

@@ -138,3 +138,40 @@ def test_scanner_clients_share_models_classes_and_ssl_context() -> None:
                                                         aws_secret_access_key="b")
     assert _ssl_context(outsider) is not _ssl_context(made[0])
     assert type(outsider) is not type(s3[0])
+
+
+def test_trimmed_models_keep_exactly_the_declared_operations() -> None:
+    """EC2's 830-operation model is cut to the operations the collectors declare (DescribeRegions), with every
+    shape those operations reach; clients made outside Sessions keep the full model."""
+    from audit_bedrock import collectors
+    from audit_bedrock.session import TRIMMED_SERVICES, Sessions
+
+    sessions = Sessions(endpoint_url="https://127.0.0.1:9")
+    for service in TRIMMED_SERVICES:
+        declared = {a.split(":", 1)[1] for a in collectors.required_actions() if a.startswith(service + ":")}
+        model = sessions.client(service, "us-east-1", sessions.caller_credentials(), "a").meta.service_model
+        assert declared and set(model.operation_names) == declared
+        for op in declared:  # every shape resolves: input, output and nested members
+            out = model.operation_model(op).output_shape
+            assert out is None or out.members is not None
+    ec2 = sessions.client("ec2", "us-east-1", sessions.caller_credentials(), "a")
+    regions = ec2.meta.service_model.operation_model("DescribeRegions").output_shape.members["Regions"]
+    assert "OptInStatus" in regions.member.members  # what discovery reads
+    full = botocore.session.Session().create_client("ec2", region_name="us-east-1", aws_access_key_id="a",
+                                                    aws_secret_access_key="b")
+    assert len(full.meta.service_model.operation_names) > 100
+
+
+@pytest.mark.parametrize(("doc", "options"), [
+    pytest.param({"a": [1, 2.5, None, True], "b": {"c": "d"}}, {"indent": 2, "sort_keys": False}, id="json-report"),
+    pytest.param({"msg": "caf\u00e9 \u2014 \U0001f600 <b>"}, {"indent": 1, "ensure_ascii": False}, id="sarif-unicode"),
+    pytest.param([{"k": i, "v": "x" * i} for i in range(5000)], {"indent": 2}, id="many-chunks"),
+    pytest.param({}, {"indent": 2}, id="empty"),
+])
+def test_streamed_encoding_is_byte_identical(doc: Any, options: dict[str, Any]) -> None:
+    """The reports are encoded piece by piece to save memory; the bytes are json.dumps' exactly."""
+    from audit_bedrock.reports.json_report import encode, stream_utf8
+
+    assert encode(doc, **options) == (json.dumps(doc, **options) + "\n").encode()
+    pieces = ["\u00e9", "a" * 10, "\U0001f600"] * 3000
+    assert stream_utf8(iter(pieces), "!") == ("".join(pieces) + "!").encode()
