@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,11 +64,11 @@ class Failure(Exception):
         self.cause = cause
 
 
-def call(client: Any, operation: str, action: str, where: str, **kwargs: Any) -> dict[str, Any]:
-    """Call `operation`; on any AWS or transport error raise Failure carrying a gap for `action`."""
+@contextlib.contextmanager
+def reading(action: str, where: str) -> Iterator[None]:
+    """Turn an AWS or transport error inside the block into a Failure carrying a gap for `action`."""
     try:
-        result: dict[str, Any] = getattr(client, operation)(**kwargs)
-        return result
+        yield
     except ClientError as exc:
         code = error_code(exc)
         log.info("%s: %s failed: %s", where, action, error_message(exc))
@@ -78,22 +79,21 @@ def call(client: Any, operation: str, action: str, where: str, **kwargs: Any) ->
         raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
 
 
+def call(client: Any, operation: str, action: str, where: str, **kwargs: Any) -> dict[str, Any]:
+    """Call `operation`; on any AWS or transport error raise Failure carrying a gap for `action`."""
+    with reading(action, where):
+        result: dict[str, Any] = getattr(client, operation)(**kwargs)
+    return result
+
+
 def paginate_pages(pages: Iterable[dict[str, Any]], action: str, where: str) -> Iterator[dict[str, Any]]:
     """Yield pages of a paginator lazily (so a caller may stop early); errors raise Failure like `call`."""
     it = iter(pages)
     while True:
-        try:
-            page = next(it)
-        except StopIteration:
+        with reading(action, where):
+            page = next(it, None)
+        if page is None:
             return
-        except ClientError as exc:
-            code = error_code(exc)
-            log.info("%s: %s failed: %s", where, action, error_message(exc))
-            raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
-        except BotoCoreError as exc:
-            code = type(exc).__name__
-            log.warning("%s: %s failed: %s", where, action, error_message(exc))
-            raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
         yield page
 
 
@@ -101,17 +101,9 @@ def paginate(client: Any, operation: str, action: str, where: str, result_key: s
              **kwargs: Any) -> list[Any]:
     """Every item of a paginated operation; raises Failure like `call`."""
     items: list[Any] = []
-    try:
-        for page in client.get_paginator(operation).paginate(**kwargs):
-            items.extend(page.get(result_key) or [])
-    except ClientError as exc:
-        code = error_code(exc)
-        log.info("%s: %s failed: %s", where, action, error_message(exc))
-        raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
-    except BotoCoreError as exc:
-        code = type(exc).__name__
-        log.warning("%s: %s failed: %s", where, action, error_message(exc))
-        raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
+    pages = client.get_paginator(operation).paginate(**kwargs)
+    for page in paginate_pages(pages, action, where):
+        items.extend(page.get(result_key) or [])
     return items
 
 
