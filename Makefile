@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 LAMBDA_ZIP ?= dist/audit-bedrock-lambda.zip
 LAMBDA_PYTHON ?= 3.12
@@ -45,7 +46,7 @@ lint: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(MAKE) -s relink
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The Lambda zip for deploy/scheduled-scan.yaml: the package and its runtime deps for Python $(LAMBDA_PYTHON)
 # on x86_64, without boto3/botocore (the runtime's); LAMBDA_ARGS=--include-sdk bundles them.
