@@ -83,10 +83,12 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 
 @contextmanager
-def moto_server() -> Iterator[tuple[str, int]]:
-    """A moto server subprocess on a free loopback port: (url, pid)."""
+def moto_server(stock: bool = False) -> Iterator[tuple[str, int]]:
+    """A moto server subprocess on a free loopback port: (url, pid). Unless `stock`, through
+    bench/moto_server.py, which makes moto's per-request access-key -> account lookup O(1)."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    server = ["-m", "moto.server"] if stock else [str(HERE / "moto_server.py")]
+    proc = subprocess.Popen([sys.executable, *server, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     url = f"http://127.0.0.1:{port}"
     try:
@@ -200,7 +202,7 @@ def measure(n: int, ns: argparse.Namespace) -> dict[str, Any]:
     """Seed one organization of n accounts and scan it ns.repeat times."""
     workers = ns.max_workers or DEFAULT_WORKERS
     runs: list[dict[str, Any]] = []
-    with moto_server() as (moto, moto_pid):
+    with moto_server(ns.stock_moto) as (moto, moto_pid):
         seeded = seed(moto, n, ns.seed_workers)
         print(f"[bench] {n} accounts seeded in {seeded['seconds']} s ({seeded['profiles']})", file=sys.stderr)
         with ExitStack() as stack:
@@ -260,6 +262,7 @@ def _summarize(wire: dict[str, Any], out: Path, seeded: dict[str, Any], n: int, 
         "unattributed_calls": sum(v for k, v in wire["by_account"].items() if k.startswith("key:")),
         "repeated_requests": wire["repeated_requests"], "repeated_examples": wire["repeated_examples"],
         "by_operation": wire["by_operation"], **bound,
+        "moto_seconds_by_operation": wire.get("upstream_seconds_by_operation", {}),
     }
 
 
@@ -318,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls", action="store_true",
                    help="the proxy serves HTTPS (self-signed, openssl) and the scanner verifies it against "
                         "certifi's bundle plus that certificate, as against real endpoints")
+    p.add_argument("--stock-moto", action="store_true",
+                   help="run moto as shipped: its per-request account lookup scans every account, so moto's "
+                        "CPU per call grows with the organization (see bench/moto_server.py)")
     p.add_argument("--warmup", type=int, default=0, help="untimed scans before the timed ones (default 0)")
     p.add_argument("--seed-workers", type=int, default=8, help="threads seeding the organization (default 8)")
     p.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -329,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "config": {"accounts": ns.accounts, "latency_ms": ns.latency_ms, "repeat": ns.repeat, "warmup": ns.warmup,
-                   "tls": ns.tls, "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
+                   "tls": ns.tls, "moto": "stock" if ns.stock_moto else "bench/moto_server.py (O(1) key lookup)",
+                   "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
                    "formats": ns.formats or "default"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
