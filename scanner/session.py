@@ -199,6 +199,17 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     mallopt(m_arena_max, arenas)
 
 
+def _optimize(loader: Any) -> None:
+    """Install the memory savings above; they lean on botocore internals, so a botocore that moved them
+    only costs memory, never the scan."""
+    try:
+        _share_models(loader)
+        _share_ssl_context()
+    except AttributeError as exc:
+        log.debug("botocore internals changed (%s): clients keep their own models and SSL contexts", exc)
+    _limit_malloc_arenas()
+
+
 class ThreadCredentials(botocore.credentials.Credentials):  # type: ignore[misc]
     """Credentials that sign as whichever account this worker thread is scanning right now.
 
@@ -268,9 +279,7 @@ class Sessions:
         self._config = CLIENT_CONFIG.merge(botocore.config.Config(max_pool_connections=max_pool))
         base = self._new_session()
         self._loader = base.get_component("data_loader")
-        _share_models(self._loader)
-        _share_ssl_context()
-        _limit_malloc_arenas()
+        _optimize(self._loader)
         self.home_region = home_region or base.get_config_variable("region") or "us-east-1"
         self._caller_credentials = base.get_credentials()
         if self._caller_credentials is None:
@@ -375,7 +384,7 @@ class Sessions:
             _shared.clear()
         self._built.clear()
         self._loader = self._new_session().get_component("data_loader")  # the old one holds parsed models
-        _share_models(self._loader)
+        _optimize(self._loader)
 
     def begin_account(self) -> None:
         """Called by a worker before it starts an account: forget which account its clients sign for."""
