@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -66,12 +67,12 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def moto_subprocess() -> Iterator[str]:
-    """A moto server in its own process on a free 127.0.0.1 port, stopped when the test ends."""
+@contextlib.contextmanager
+def moto_process() -> Iterator[str]:
+    """A moto server in its own process on a free 127.0.0.1 port, stopped on exit."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=cli_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(url)
@@ -82,6 +83,14 @@ def moto_subprocess() -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_subprocess() -> Iterator[str]:
+    """A moto server in its own process, stopped when the test ends."""
+    with moto_process() as url:
+        yield url
 
 
 def seed_demo(endpoint: str) -> dict[str, str]:

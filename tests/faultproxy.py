@@ -544,26 +544,11 @@ def seeded_estate(seed: Callable[[str], dict[str, str]] | None = None) -> Iterat
     Its own process, not ThreadedMotoServer: moto's backends are process globals, so two in-process
     servers (or one and a mock_aws test on the same xdist worker) would share, and collide on, state.
     """
-    import subprocess
-    import sys
-
     from audit_bedrock.demo import seed as demo_seed
-    from tests.conftest import cli_env, free_port, wait_for
+    from tests.conftest import moto_process
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=cli_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(url)
+    with moto_process() as url:
         yield Estate(url, (seed or demo_seed)(url))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 _SHARED: dict[str, Estate] = {}
