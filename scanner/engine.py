@@ -90,10 +90,6 @@ class Rule:
     properties: tuple[tuple[str, ParsedResult], ...] = ()
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    @property
-    def default_severity(self) -> str:
-        return self.severity
-
     def to_catalog(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "severity": self.severity, "scope": self.scope,
                 "category": self.category, "rationale": self.rationale, "remediation": self.remediation,
