@@ -5,7 +5,11 @@ allows, otherwise the request is implicitly denied. When a statement cannot be d
 operator or qualifier, a condition value that does not fit its operator's type, a policy variable such as
 ``${aws:username}``, a statement with no Action/NotAction, or a statement without Principal/NotPrincipal
 evaluated for a principal), the analyzer is conservative both ways: such an Allow does not match and such
-a Deny does match. Only unparseable input raises PolicyError.
+a Deny does match. An Action entry with a wildcard (or nothing) in its service namespace (`*:GetBucket`)
+names no action: it matches nothing in an Allow's Action and is undecidable elsewhere. A single-valued
+operator on a multivalued key (aws:PrincipalServiceNamesList) is undecidable. PolicyError is raised for
+unparseable input and for a Resource/NotResource entry IAM refuses (fewer than six ARN fields, or a
+wildcard in the service field), so every fact derived from such a policy is a gap.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ _RESTRICTING_KEYS = frozenset({
     "s3:dataaccesspointarn", "s3:dataaccesspointaccount",
 })
 _READ_PREFIXES = ("s3:get", "s3:list")
+# Multivalued global condition keys ("AWS global condition context keys": "You must use the ForAnyValue or
+# ForAllValues set operators"); a single-valued operator on one of them is undecidable.
+_MULTIVALUED_KEYS = frozenset({"aws:principalservicenameslist", "aws:calledvia", "aws:tagkeys"})
 
 
 class PolicyError(ValueError):
@@ -106,6 +113,11 @@ def _statement(raw: Any, index: int) -> dict[str, Any]:
         for name in (pos, neg):
             if name in raw:
                 out[name] = _principal(raw[name], where) if pos == "Principal" else _strings(raw[name], where, name)
+    for name in ("Resource", "NotResource"):
+        for pattern in out.get(name, ()):
+            problem = arn_pattern_problem(pattern)
+            if problem:  # IAM refuses such a policy; evaluating it would over-grant through NotResource
+                raise PolicyError(f"{where} ({out.get('Sid') or 'no Sid'}): {name} {problem}")
     condition = raw.get("Condition") or {}
     if not isinstance(condition, Mapping):
         raise PolicyError(f"{where}: Condition must be an object")
@@ -205,11 +217,51 @@ def _not3(value: _Tri) -> _Tri:
 
 # ---------------------------------------------------------------------------------------------- statement parts
 
+def _invalid_service(service: str) -> bool:
+    """A service namespace that names no service: empty, or with a wildcard (IAM allows none there)."""
+    return not service or "*" in service or "?" in service
+
+
+def _action_pattern(pattern: str, action: str) -> _Tri:
+    """One Action entry: `*`, or `service:name` with wildcards in the name only (IAM "Action" element:
+    the service namespace is followed by the action name; IAM Access Analyzer "Invalid service in
+    action"). An entry whose namespace is missing or has a wildcard names no action: None (invalid)."""
+    if pattern == "*":
+        return True
+    service, sep, _ = pattern.partition(":")
+    if not sep or _invalid_service(service):
+        return None
+    return matches(pattern, action, ignore_case=True)
+
+
 def _action_match(stmt: Mapping[str, Any], action: str) -> _Tri:
+    """An invalid entry matches nothing in an Allow's Action (never over-grants) and is undecidable
+    elsewhere: in a Deny it would otherwise stop denying, in a NotAction it would widen the grant."""
     if "Action" in stmt:
-        return any(matches(p, action, ignore_case=True) for p in stmt["Action"])
+        seen = [_action_pattern(p, action) for p in stmt["Action"]]
+        if stmt["Effect"] == "Allow":
+            return any(v is True for v in seen)
+        return _any3(seen)
     if "NotAction" in stmt:
-        return not any(matches(p, action, ignore_case=True) for p in stmt["NotAction"])
+        return _not3(_any3(_action_pattern(p, action) for p in stmt["NotAction"]))
+    return None
+
+
+def arn_pattern_problem(pattern: str) -> str | None:
+    """Why a Resource/NotResource entry is not an ARN pattern IAM accepts, or None.
+
+    `*` alone is every resource. Otherwise it must have the six colon-separated fields
+    `arn:partition:service:region:account:resource` (IAM Access Analyzer "Missing ARN field") and no
+    wildcard in the service field (IAM "Resource" element: "You can't use a wildcard in the service
+    segment"). Wildcards are allowed in every other field, the resource type included (`u*`).
+    """
+    if pattern == "*":
+        return None
+    parts = pattern.split(":", 5)
+    if len(parts) < 6:
+        return f"'{pattern}' has fewer than the six colon-separated fields of an ARN"
+    if _invalid_service(parts[2]):
+        return f"'{pattern}' has no service or a wildcard in its service field"
     return None
 
 
@@ -349,6 +401,8 @@ def _condition(operator: str, key: str, values: list[str], ctx: _Context) -> _Tr
     op = _OPS.get(name)
     if op is None:
         return None
+    if not qualifier and key.lower() in _MULTIVALUED_KEYS:
+        return None  # the IAM guide requires ForAnyValue/ForAllValues for these keys
     if not requested:
         if if_exists or qualifier == "forallvalues":
             return True

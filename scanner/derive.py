@@ -63,6 +63,15 @@ def source_context(account_id: str, region: str) -> dict[str, str]:
             "aws:SourceArn": f"arn:aws:bedrock:{region}:{account_id}:model-invocation-logging"}
 
 
+def bedrock_context(account_id: str, region: str) -> dict[str, str | list[str]]:
+    """The request context of Bedrock's service principal acting for this account and region: the confused-deputy
+    keys and the service-principal keys (IAM UG "AWS global condition context keys": aws:PrincipalIsAWSService
+    true, aws:PrincipalServiceName and the multivalued aws:PrincipalServiceNamesList). kms:CallerAccount is not
+    documented for service principals and is left out, so a policy that requires it does not admit Bedrock."""
+    return {**source_context(account_id, region), "aws:PrincipalIsAWSService": "true",
+            "aws:PrincipalServiceName": BEDROCK, "aws:PrincipalServiceNamesList": [BEDROCK]}
+
+
 # ---------------------------------------------------------------------------------------------- delivery role
 
 def policy_documents(role: dict[str, Any]) -> list[Any]:

@@ -36,6 +36,9 @@ class Estate:
     caller_account: str
     accounts: tuple[Account, ...]
     skipped: tuple[tuple[Account, str], ...] = ()
+    # Every ACTIVE account of the organization, selected or not: where a resource of another account
+    # (a bucket's KMS key) can be read through the audit role.
+    members: frozenset[str] = frozenset()
 
 
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
@@ -61,6 +64,15 @@ def ou_paths(org: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
             under.setdefault(ou["Id"], [])
             stack.append((ou["Id"], f"{path}/{ou.get('Name') or ou['Id']}", [*chain, ou["Id"]]))
     return path_of, under
+
+
+def account_state(meta: dict[str, Any]) -> str:
+    """An account's state: `State` first (Organizations retired `Status` in September 2026), then `Status`.
+
+    An account not listed by Organizations (no organization, or not readable) is taken as ACTIVE: it is
+    scanned, and an account that cannot be entered is then a scan error, never a silent skip.
+    """
+    return str(meta.get("State") or meta.get("Status") or "ACTIVE")
 
 
 def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[str] = (),
@@ -111,14 +123,15 @@ def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[s
     skipped: list[tuple[Account, str]] = []
     for acct_id in sorted(ids):
         meta = listed.get(acct_id, {})
-        status = str(meta.get("Status") or meta.get("State") or "ACTIVE")
+        status = account_state(meta)
         acct = Account(id=acct_id, name=str(meta.get("Name") or ""), ou_path=paths.get(acct_id, ""),
                        status=status)
         if status != "ACTIVE":
             skipped.append((acct, f"account is {status}"))
         else:
             scan.append(acct)
-    return Estate(org_id, caller, tuple(scan), tuple(skipped))
+    members = frozenset(i for i, meta in listed.items() if account_state(meta) == "ACTIVE")
+    return Estate(org_id, caller, tuple(scan), tuple(skipped), members)
 
 
 def enabled_regions(ec2: Any) -> set[str] | None:

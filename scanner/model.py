@@ -17,7 +17,8 @@ class Account:
     id: str
     name: str = ""
     ou_path: str = ""
-    status: str = "ACTIVE"  # organizations status: ACTIVE | SUSPENDED | PENDING_CLOSURE
+    # Organizations account State: ACTIVE | SUSPENDED | PENDING_CLOSURE | CLOSED | PENDING_ACTIVATION
+    status: str = "ACTIVE"
 
 
 @dataclass(frozen=True)

@@ -302,7 +302,9 @@ CONDITION_CASES = [
     cond({"ForAllValues:StringEquals": {TAGS: ["a", "b"]}}, {TAGS: ["a", "z"]}, False, "for-all-values-one-out"),
     cond({"ForAllValues:StringEquals": {TAGS: ["a"]}}, {}, True, "for-all-values-missing-key-true"),
     cond({"ForAllValues:StringLike": {TAGS: ["team-*"]}}, {TAGS: "team-a"}, True, "for-all-values-single-string"),
-    cond({"StringEquals": {TAGS: "a"}}, {TAGS: ["z", "a"]}, True, "plain-operator-multivalued-context"),
+    # IAM UG "Single-valued vs. multivalued context keys": "Multivalued context keys require a condition set
+    # operator"; without one the analyzer does not guess (an Allow does not match, a Deny does).
+    cond({"StringEquals": {TAGS: "a"}}, {TAGS: ["z", "a"]}, False, "plain-operator-multivalued-key-undecidable"),
     cond({"StringEqualz": {SA: ACCOUNT}}, {SA: ACCOUNT}, False, "unknown-operator-allow-does-not-match"),
     cond({"ForSomeValues:StringEquals": {SA: ACCOUNT}}, {SA: ACCOUNT}, False, "unknown-qualifier-allow-no"),
     cond({"StringEquals": {SA: "${aws:PrincipalAccount}"}}, {SA: ACCOUNT}, False, "policy-variable-value-allow-no"),

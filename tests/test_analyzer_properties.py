@@ -64,6 +64,20 @@ def some(values: list[str]) -> st.SearchStrategy[str]:
     return st.one_of(base, base.flatmap(lambda v: wildcarded(v, change_case=True)), st.just("*"), st.text(max_size=8))
 
 
+@st.composite
+def arn_pattern(draw: st.DrawFn, value: str) -> str:
+    """A Resource pattern IAM accepts that matches `value`: wildcards within its six fields, none in the service
+    field ("IAM JSON policy elements: Resource": "You can't use a wildcard in the service segment")."""
+    parts = value.split(":", 5)
+    return ":".join(p if i == 2 else draw(wildcarded(p)) for i, p in enumerate(parts))
+
+
+def some_resource(values: list[str]) -> st.SearchStrategy[str]:
+    """Realistic ARNs, their wildcarded forms (valid ARN patterns), and `*`."""
+    base = st.sampled_from(values)
+    return st.one_of(base, base.flatmap(arn_pattern), st.just("*"))
+
+
 def one_or_list(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(strategy, st.lists(strategy, max_size=3))
 
@@ -95,7 +109,7 @@ def statements(draw: st.DrawFn, effect: str | None = None, resources: bool = Tru
         stmt[action] = draw(one_or_list(some(ACTIONS)))
     resource = draw(st.sampled_from(["Resource", "Resource", "NotResource", None])) if resources else None
     if resource:
-        stmt[resource] = draw(one_or_list(some(RESOURCES)))
+        stmt[resource] = draw(one_or_list(some_resource(RESOURCES)))
     principal = draw(st.sampled_from(["Principal", "Principal", "NotPrincipal", None]))
     if principal:
         stmt[principal] = draw(principals)
@@ -145,7 +159,7 @@ def test_adding_any_deny_never_grants(pols: list[Any], request: Request, deny: d
 def matching_deny(draw: st.DrawFn, request: Request) -> dict[str, Any]:
     """A Deny statement built to match `request`: wildcarded action and resource, a satisfied condition."""
     stmt: dict[str, Any] = {"Effect": "Deny", "Action": draw(wildcarded(request.action, change_case=True)),
-                            "Resource": draw(wildcarded(request.resource))}
+                            "Resource": draw(arn_pattern(request.resource))}
     if request.principal is not None:
         stmt["Principal"] = draw(st.sampled_from(["*", {"AWS": "*"}, dict(request.principal)]))
     present = [(k, v) for k, v in request.context.items() if isinstance(v, str)]
