@@ -18,6 +18,9 @@ FAIL_ON_LEVELS: tuple[str, ...] = ("critical", "high", "medium", "low", "none")
 SEVERITY_NAMES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*-\d{3}$")
+# CloudWatch ListMetrics "doesn't return information about metrics if those metrics haven't reported data in the
+# past two weeks": a longer usage_lookback_days would silently miss older use, so it is refused.
+MAX_LOOKBACK_DAYS = 14
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -237,7 +240,12 @@ def parse_config(data: Any, source: str, text: str = "", known_regions: tuple[st
                                f"expected some of {', '.join(DATA_TYPES)}")
         kw["required_data_types"] = types_
     if "usage_lookback_days" in data:
-        kw["usage_lookback_days"] = chk.integer("usage_lookback_days", data["usage_lookback_days"], 1, 455)
+        days = data["usage_lookback_days"]
+        if isinstance(days, int) and not isinstance(days, bool) and days > MAX_LOOKBACK_DAYS:
+            raise chk.fail("usage_lookback_days", f"at most {MAX_LOOKBACK_DAYS}, got {days}: CloudWatch ListMetrics "
+                           "only returns series with data in the past two weeks, so older use would be reported as "
+                           "none")
+        kw["usage_lookback_days"] = chk.integer("usage_lookback_days", days, 1, MAX_LOOKBACK_DAYS)
     if "min_retention_days" in data:
         kw["min_retention_days"] = chk.integer("min_retention_days", data["min_retention_days"], 1, 3653)
     if "max_workers" in data:

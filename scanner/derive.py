@@ -99,8 +99,7 @@ def role_record(iam: Any, arn: str) -> dict[str, Any]:
 def can_write_log_group(role: dict[str, Any], account_id: str, region: str, log_group: str) -> dict[str, Any]:
     """Whether the role's identity policies (and boundary) allow both log actions on the Bedrock stream."""
     docs = policy_documents(role)
-    boundary = role.get("permissions_boundary")
-    boundary_doc = boundary.get("document") if isinstance(boundary, dict) and not is_gap(boundary) else boundary
+    boundary_doc = boundary_document(role.get("permissions_boundary"))
     stream = f"arn:aws:logs:{region}:{account_id}:log-group:{log_group}:log-stream:{LOG_STREAM}"
     context = {"aws:PrincipalArn": role["arn"], "aws:PrincipalAccount": account_id, "aws:RequestedRegion": region,
                "aws:PrincipalType": "AssumedRole"}
@@ -245,14 +244,41 @@ def derive_bucket(bucket: dict[str, Any], account_id: str, region: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- keys
 
-def derive_key(key: dict[str, Any], account_id: str, region: str) -> None:
-    """enabled, pending_deletion, and (for bucket keys) bedrock_can_generate_data_key."""
-    exists, state = key.get("exists"), key.get("state")
+def key_requests(key: dict[str, Any], buckets: list[dict[str, Any]], account_id: str,
+                 region: str) -> list[Request]:
+    """Bedrock's kms:GenerateDataKey through S3 for each bucket (and log prefix) using the key, with the context
+    S3 sends (S3 UG "Using SSE-KMS", encryption context): kms:EncryptionContext:aws:s3:arn is the bucket ARN
+    with an S3 Bucket Key, the object ARN without; kms:ViaService s3.REGION.amazonaws.com."""
+    users = sorted({str(u.get("name")) for u in key.get("used_by") or [] if u.get("kind") == "bucket"})
+    records = {b.get("name"): b for b in buckets}
+    base = {**bedrock_context(account_id, region), "kms:ViaService": f"s3.{region}.amazonaws.com"}
+    out = []
+    for name in users:
+        record = records.get(name) or {}
+        enc = record.get("encryption")
+        bucket_key = isinstance(enc, dict) and enc.get("bucket_key_enabled") is True
+        for use in record.get("uses") or [{"prefix": ""}]:
+            s3_arn = (f"arn:aws:s3:::{name}" if bucket_key
+                      else log_object_arn(name, use.get("prefix") or "", account_id, region))
+            out.append(Request("kms:GenerateDataKey", key.get("arn") or key["ref"], {"Service": BEDROCK},
+                               {**base, "kms:EncryptionContext:aws:s3:arn": s3_arn}))
+    return out
+
+
+def derive_key(key: dict[str, Any], account_id: str, region: str,
+               buckets: list[dict[str, Any]] | None = None) -> None:
+    """enabled, pending_deletion, and (for bucket keys) bedrock_can_generate_data_key.
+
+    An AWS managed key (aws/s3) is never disabled nor deleted by anyone but AWS, and its fixed key policy
+    admits only principals of its account calling through S3: Bedrock's service principal never."""
+    exists, state, managed = key.get("exists"), key.get("state"), key.get("aws_managed")
     if is_gap(exists) or is_gap(state):
         missing = first_gap(exists, state)
         key.update(enabled=missing, pending_deletion=missing)
     elif exists is False:
         key.update(enabled=False, pending_deletion=False, state="NotFound")
+    elif managed is True and state is None:
+        key.update(enabled=True, pending_deletion=False)
     else:
         key.update(enabled=state == "Enabled", pending_deletion=state in PENDING_STATES)
     used_by_bucket = any(u.get("kind") == "bucket" for u in key.get("used_by") or [])
@@ -260,12 +286,13 @@ def derive_key(key: dict[str, Any], account_id: str, region: str) -> None:
     if not used_by_bucket or exists is False:
         key["bedrock_can_generate_data_key"] = None
         return
+    if managed is True:
+        key["bedrock_can_generate_data_key"] = False
+        return
     policy = key.get("policy")
-    ctx = {**source_context(account_id, region), "kms:ViaService": f"s3.{region}.amazonaws.com"}
+    requests = key_requests(key, buckets or [], account_id, region)
     key["bedrock_can_generate_data_key"] = guarded(
-        "kms:GetKeyPolicy",
-        lambda: decide([policy], Request("kms:GenerateDataKey", key.get("arn") or key["ref"], {"Service": BEDROCK},
-                                         ctx)) == "allow",
+        "kms:GetKeyPolicy", lambda: bool(requests) and all(decide([policy], r) == "allow" for r in requests),
         policy)
 
 
@@ -312,16 +339,29 @@ def _sample(pattern: str) -> str:
     return pattern.replace("*", "x").replace("?", "x")
 
 
-def grants_put_log_events(docs: list[Any], account_id: str) -> Value:
-    """Some identity policy allows logs:PutLogEvents on some log stream (wildcards and Deny honoured)."""
+def boundary_document(boundary: Any) -> Any:
+    """The policy document of a permissions-boundary record, a gap, or None when the role has no boundary."""
+    return boundary.get("document") if isinstance(boundary, dict) and not is_gap(boundary) else boundary
+
+
+def grants_put_log_events(docs: list[Any], account_id: str, boundary: Any = None) -> Value:
+    """Some identity policy allows logs:PutLogEvents on some log stream (wildcards and Deny honoured), and the
+    permissions boundary, when there is one (a record with its `document`), allows it on that stream too."""
+    bound = boundary_document(boundary)
+
     def evaluate() -> bool:
         samples = {f"arn:aws:logs:us-east-1:{account_id}:log-group:x:log-stream:x"}
-        for doc in docs:
+        for doc in [*docs, *([bound] if boundary is not None else [])]:
             for stmt in parse(doc):
                 samples.update(_sample(r) for r in stmt.get("Resource") or [] if r.startswith(("arn:", "*")))
-        return any(decide(docs, Request("logs:PutLogEvents", s)) == "allow" for s in sorted(samples))
 
-    return guarded("iam:GetRolePolicy", evaluate, *docs)
+        def works(sample: str) -> bool:
+            req = Request("logs:PutLogEvents", sample)
+            return decide(docs, req) == "allow" and (boundary is None or decide([bound], req) == "allow")
+
+        return any(works(s) for s in sorted(samples))
+
+    return guarded("iam:GetRolePolicy", evaluate, *docs, bound)
 
 
 def derive_unreferenced(iam: dict[str, Any], account_id: str) -> None:
@@ -337,7 +377,8 @@ def derive_unreferenced(iam: dict[str, Any], account_id: str) -> None:
 
         role["trusts_bedrock"] = guarded("iam:ListRoles", trusted, trust)
         docs = policy_documents(role)
-        role["grants_put_log_events"] = grants_put_log_events(docs, account_id)
+        # The collector reads the boundary (GetRole) only for a role whose own policies grant the write.
+        role["grants_put_log_events"] = grants_put_log_events(docs, account_id, role.get("permissions_boundary"))
         targets = role.get("target_log_groups") or []
         role["missing_log_groups"] = sorted(t["name"] for t in targets if t.get("exists") is False)
         role["targets_missing_log_group"] = bool(role["missing_log_groups"])
@@ -359,7 +400,7 @@ def derive(account: dict[str, Any]) -> None:
         for bucket in buckets if isinstance(buckets, list) else []:
             derive_bucket(bucket, acct, region)
         for key in keys if isinstance(keys, list) else []:
-            derive_key(key, acct, region)
+            derive_key(key, acct, region, buckets if isinstance(buckets, list) else [])
         if isinstance(keys, list):
             keys.extend(unknown_keys(rdoc))
         rdoc["destinations"] = destinations(rdoc)

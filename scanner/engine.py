@@ -190,7 +190,7 @@ def parse_rule(data: Any, source: str, text: str = "") -> Rule:
     message = chk.text(data, "message")
     variables = chk.expr_map(data, "vars")
     known_vars = {n for n, _ in variables} | {"account_id", "account_name", "region", "resource", "blocked_rule",
-                                              "permission", "error_code"}
+                                              "permission", "error_code", "reason"}
     for name in _PLACEHOLDER.findall(message):
         if name not in known_vars:
             raise chk.fail("message", f"placeholder '{{{name}}}' has no entry in 'vars'")
@@ -297,7 +297,8 @@ class Evaluator:
             resource = self._resource(rule, ctx, account, region)
             code = type(exc).__name__
             values = self._base_values(account, region, resource)
-            values.update({"blocked_rule": rule.id, "permission": "evaluating its facts", "error_code": code})
+            values.update({"blocked_rule": rule.id, "permission": "evaluating its facts", "error_code": code,
+                           "reason": str(exc).replace("\n", " ")[:300]})
             props = {"blocked_rule": rule.id, "missing_permissions": [], "error_codes": [code], "facts": [],
                      "evaluation_error": str(exc).replace("\n", " ")[:300]}
             return [RawResult(gap_rule, gap_rule.severity, account["account_id"], region, resource,
@@ -373,10 +374,11 @@ class Evaluator:
         permissions = sorted({g["action"] for _, g in blocked})
         codes = sorted({str(g.get("code", "")) for _, g in blocked})
         values = self._base_values(account, region, resource)
+        reasons = sorted({str(g.get("message")) for _, g in blocked if g.get("message")})
         values.update({"blocked_rule": rule.id, "permission": ", ".join(permissions),
-                       "error_code": ", ".join(codes)})
+                       "error_code": ", ".join(codes), "reason": "; ".join(reasons)[:600] or "no detail"})
         props = {"blocked_rule": rule.id, "missing_permissions": permissions, "error_codes": codes,
-                 "facts": sorted(p for p, _ in blocked)}
+                 "facts": sorted(p for p, _ in blocked), "reasons": reasons}
         return RawResult(gap_rule, gap_rule.severity, account["account_id"], region, resource,
                          _format(gap_rule.message, values), props, discriminator=rule.id)
 

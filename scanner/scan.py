@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +23,7 @@ from audit_bedrock.engine import Evaluator
 from audit_bedrock.facts import gap
 from audit_bedrock.findings import FindingBuilder
 from audit_bedrock.model import Account, AccountOutcome, Coverage, Finding
-from audit_bedrock.session import Sessions, error_message
+from audit_bedrock.session import Sessions, error_code, error_message
 
 log = logging.getLogger("audit_bedrock")
 
@@ -102,6 +105,28 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
 _DATA_ORDER = {t: i for i, t in enumerate(("text", "image", "embedding", "video", "audio"))}
 
 
+# AWS's access-denied messages name the policy type that denied ("... with an explicit deny in a service control
+# policy[: arn:aws:organizations::...]"); only this type means "Bedrock is not allowed in this region".
+SCP_DENY_PHRASE = "with an explicit deny in a service control policy"
+_SCP_ARN = re.compile(r"service control policy:?\s*(arn:[^\s;,]+)", re.IGNORECASE)
+
+
+def scp_denial(failure: Failure) -> str | None:
+    """The skip reason when a region's Bedrock read was refused by a service control policy, else None.
+
+    A Control Tower region deny-list refuses every Bedrock read there: the region is out of scope, not a scan
+    error. Other explicit denies (resource control policy, permissions boundary, identity policy) stay errors.
+    """
+    if failure.code not in ("AccessDeniedException", "AccessDenied"):
+        return None
+    cause = failure.cause
+    text = str(cause.response.get("Error", {}).get("Message", "")) if isinstance(cause, ClientError) else ""
+    if SCP_DENY_PHRASE not in text.lower():
+        return None
+    arn = _SCP_ARN.search(text)
+    return f"{failure.fact['action']} is denied by a service control policy" + (f" ({arn.group(1)})" if arn else "")
+
+
 def skipped_doc(acct: Account, reason: str) -> dict[str, Any]:
     return {"account_id": acct.id, "account_name": acct.name, "ou_path": acct.ou_path,
             "status": "skipped", "reason": reason, "regions": []}
@@ -114,6 +139,11 @@ class Scanner:
         self.sessions = sessions
         self.plan = plan
         self.stop = threading.Event()
+        # Reads inside other accounts of the organization (AccountContext.peer): one at a time, each account
+        # entered once and each of its facts read once per scan, whichever scanned account needs it.
+        self._peer_lock = threading.Lock()
+        self._peer_credentials: dict[str, Any] = {}
+        self._peer_caches: dict[str, dict[Any, Any]] = {}
 
     def credentials_for(self, acct: Account) -> Any:
         if acct.id == self.plan.estate.caller_account:
@@ -138,6 +168,7 @@ class Scanner:
 
         settings = {**self.plan.settings, "requested_regions": list(self.plan.regions) if self.plan.regions else None}
         actx = AccountContext(acct.id, acct.name, make_client, self.sessions.home_region, settings=settings)
+        actx.peer = functools.partial(self.peer, actx)
         try:
             self._scan_regions(actx, doc)
             if self.stop.is_set():
@@ -157,6 +188,36 @@ class Scanner:
             log.exception("%s: unexpected error while scanning", where)
             doc.update(status="error", reason=f"internal error: {type(exc).__name__}: {exc}"[:400])
         return doc
+
+    @contextlib.contextmanager
+    def peer(self, home: AccountContext, account_id: str) -> Iterator[Any]:
+        """AccountContext.peer: another ACTIVE account of the organization (or the caller's own), entered with its
+        audit role; a gap when AssumeRole fails; None for any other account."""
+        estate = self.plan.estate
+        if account_id not in estate.members and account_id != estate.caller_account:
+            yield None
+            return
+        with self._peer_lock:
+            creds = self._peer_credentials.get(account_id)
+            if creds is None:
+                try:
+                    creds = self.credentials_for(Account(account_id))
+                except (ClientError, BotoCoreError) as exc:
+                    code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+                    yield gap("sts:AssumeRole", code, f"cannot enter account {account_id}: {error_message(exc)}")
+                    return
+                self._peer_credentials[account_id] = creds
+
+            def make_client(service: str, region: str) -> Any:
+                return self.sessions.client(service, region, creds, account_id)
+
+            # A fresh context (this thread's clients) over the scan-wide cache of that account's facts.
+            other = AccountContext(account_id, "", make_client, self.sessions.home_region, settings=home.settings,
+                                   cache=self._peer_caches.setdefault(account_id, {}))
+            try:
+                yield other
+            finally:
+                home.make_client("kms", home.home_region)  # re-point this thread's clients at the scanned account
 
     def _scan_regions(self, actx: AccountContext, doc: dict[str, Any]) -> None:
         candidates = self.plan.regions or bedrock_regions()
@@ -178,7 +239,10 @@ class Scanner:
         try:
             rdoc.update(collectors.PRIMARY.collect(rctx, rdoc))
         except Failure as f:
-            if inferred and f.code in NOT_ENABLED_CODES:
+            scp = scp_denial(f)
+            if scp is not None:
+                rdoc.update(status="skipped", reason=scp)
+            elif inferred and f.code in NOT_ENABLED_CODES:
                 rdoc.update(status="skipped", reason=f"region not enabled ({f.code})")
             else:
                 # Name the permission: AWS messages often do not (S3 says only "Access Denied").

@@ -22,6 +22,12 @@ DENIED_CODES = frozenset({
 })
 
 
+@contextlib.contextmanager
+def no_peer(account_id: str) -> Iterator[Any]:
+    """The default way into another account: none (see AccountContext.peer)."""
+    yield None
+
+
 @dataclass
 class AccountContext:
     """One account being scanned: how to build its clients, and a cache of them."""
@@ -35,6 +41,10 @@ class AccountContext:
     # Per-account memo of reads shared across regions and collectors (IAM policies, buckets, log groups).
     cache: dict[Any, Any] = field(default_factory=dict)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # `with peer(ID) as other:` enters another ACTIVE account of the organization through its audit role, for
+    # reads AWS refuses across accounts (kms:GetKeyPolicy). `other` is that account's AccountContext, a gap
+    # (it could not be entered) or None (not an account of the organization). Only inside the block.
+    peer: Callable[[str], contextlib.AbstractContextManager[Any]] = no_peer
 
     def client(self, service: str, region: str) -> Any:
         key = (service, region)

@@ -8,7 +8,7 @@ from typing import Any
 from audit_bedrock.analyzer import PolicyError, matches, parse, trusts_service
 from audit_bedrock.collectors.base import AccountContext, attempt, attempt_pages
 from audit_bedrock.collectors.logs import read_log_group
-from audit_bedrock.derive import BEDROCK, policy_documents
+from audit_bedrock.derive import BEDROCK, grants_put_log_events, policy_documents
 from audit_bedrock.discovery import bedrock_regions
 from audit_bedrock.facts import gap, is_gap
 
@@ -115,6 +115,19 @@ def read_role(actx: AccountContext, arn: str) -> dict[str, Any]:
     return fact
 
 
+def read_boundary(actx: AccountContext, name: str) -> Any:
+    """GetRole for the permissions boundary of role `name`: the boundary policy record, None without one, a gap
+    when GetRole is refused (never "no boundary"). A role deleted since ListRoles has none to apply."""
+    iam = actx.client("iam", actx.home_region)
+    got = attempt(iam, "get_role", "iam:GetRole", f"{actx.account_id}/iam/{name}", absent=("NoSuchEntity",),
+                  RoleName=name)
+    if got.gap is not None:
+        return got.gap
+    role = (got.data or {}).get("Role") or {}
+    arn = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return read_managed_policy(actx, arn) if arn else None
+
+
 def log_group_targets(docs: list[Any]) -> list[dict[str, str]]:
     """Log groups named by Allow statements that grant logs:PutLogEvents: [{resource, region, account, name}]."""
     out: dict[str, dict[str, str]] = {}
@@ -182,6 +195,10 @@ class IamCollector:
                 continue
             fact: dict[str, Any] = {"arn": arn, "name": role.get("RoleName") or role_name(arn),
                                     "trust_policy": trust, **read_permissions(ctx, role.get("RoleName", ""))}
+            # ListRoles carries no PermissionsBoundary (its doc: "This operation does not return the following
+            # attributes ... PermissionsBoundary, RoleLastUsed, Tags"): read it before calling the role working.
+            working = grants_put_log_events(policy_documents(fact), ctx.account_id)
+            fact["permissions_boundary"] = read_boundary(ctx, fact["name"]) if working is True else None
             targets = []
             for t in log_group_targets(policy_documents(fact)):
                 exists: Any = None  # unknown: outside this account or the scanned regions, or a wildcard

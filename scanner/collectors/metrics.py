@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Any
 
 from audit_bedrock.collectors.base import RegionContext, paginate, paginate_pages
+from audit_bedrock.facts import gap
 
 NAMESPACE = "AWS/Bedrock"
 METRIC = "Invocations"
-DEFAULT_LOOKBACK_DAYS = 14
+DEFAULT_LOOKBACK_DAYS = 14  # also the most the config accepts (config.MAX_LOOKBACK_DAYS)
 PERIOD_SECONDS = 86400  # one datapoint per series per day; a multiple of 3600 as long lookbacks require
 MAX_QUERIES = 500  # GetMetricData's limit of queries per request
 ACTIONS = ("cloudwatch:ListMetrics", "cloudwatch:GetMetricData")
@@ -42,6 +43,7 @@ class UsageCollector:
         start, end = lookback_window(days)
         total = 0.0
         by_series: dict[str, float] = {}
+        status: dict[str, tuple[str, str]] = {}  # Id -> (StatusCode, messages) of its latest page
         for first in range(0, len(series), MAX_QUERIES):
             batch = series[first:first + MAX_QUERIES]
             queries = [{"Id": f"s{first + i}", "ReturnData": True,
@@ -56,6 +58,18 @@ class UsageCollector:
                     value = float(sum(result.get("Values") or []))
                     by_series[result["Id"]] = by_series.get(result["Id"], 0.0) + value
                     total += value
+                    status[result["Id"]] = (str(result.get("StatusCode") or "Complete"), "; ".join(
+                        f"{m.get('Code')}: {m.get('Value')}" for m in result.get("Messages") or []))
+        unfinished = sorted((sid, code, note) for sid, (code, note) in status.items() if code != "Complete")
+        if unfinished:
+            # The call returns 200 with a StatusCode per series (MetricDataResult): a series that is not Complete
+            # after its last page is unknown use, never zero.
+            codes = sorted({code for _, code, _ in unfinished})
+            sid, code, note = unfinished[0]
+            return {self.name: gap(
+                "cloudwatch:GetMetricData", ",".join(codes),
+                f"{len(unfinished)} of {len(series)} Invocations series did not complete ({', '.join(codes)}); "
+                f"first: {sid} {code}{': ' + note if note else ''}")}
         invocations: int | float = int(total) if total.is_integer() else total
         return {self.name: {"invocations": invocations, "series": len(series), "lookback_days": days,
                             "series_with_use": sum(1 for v in by_series.values() if v > 0)}}
