@@ -34,6 +34,8 @@ def to_document(result: ScanResult, version: str) -> dict[str, Any]:
         "findings": [f.to_json() for f in result.findings],
         "fixed": [f.to_json() for f in result.fixed],
     }
+    if m.region_source:
+        doc["scan"]["region_source"] = m.region_source
     if m.shard is not None:  # only shard runs carry it, so whole runs and merges stay byte-identical
         doc["scan"]["shard"] = {"index": m.shard[0], "count": m.shard[1]}
     return doc

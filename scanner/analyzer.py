@@ -5,11 +5,12 @@ allows, otherwise the request is implicitly denied. When a statement cannot be d
 operator or qualifier, a condition value that does not fit its operator's type, a policy variable such as
 ``${aws:username}``, a statement with no Action/NotAction, or a statement without Principal/NotPrincipal
 evaluated for a principal), the analyzer is conservative both ways: such an Allow does not match and such
-a Deny does match. An Action entry with a wildcard (or nothing) in its service namespace (`*:GetBucket`)
-names no action: it matches nothing in an Allow's Action and is undecidable elsewhere. A single-valued
-operator on a multivalued key (aws:PrincipalServiceNamesList) is undecidable. PolicyError is raised for
-unparseable input and for a Resource/NotResource entry IAM refuses (fewer than six ARN fields, or a
-wildcard in the service field), so every fact derived from such a policy is a gap.
+a Deny does match. A single-valued operator on a multivalued key (aws:PrincipalServiceNamesList) is
+undecidable. An entry IAM refuses (an action with a wildcard or nothing in its service namespace,
+`*:GetBucket`; an ARN pattern with fewer than six colon-separated fields or a wildcard in its service
+field) matches nothing in an Allow's Action or Resource, where that can only narrow the grant; in a Deny,
+a NotAction or a NotResource it would widen what is allowed, so parse() raises PolicyError and every fact
+derived from the policy is a gap. PolicyError is otherwise raised only for unparseable input.
 """
 
 from __future__ import annotations
@@ -113,11 +114,16 @@ def _statement(raw: Any, index: int) -> dict[str, Any]:
         for name in (pos, neg):
             if name in raw:
                 out[name] = _principal(raw[name], where) if pos == "Principal" else _strings(raw[name], where, name)
-    for name in ("Resource", "NotResource"):
+    # An entry IAM refuses matches nothing where that can only narrow a grant (an Allow's Action or Resource).
+    # Anywhere else (a Deny, NotAction, NotResource) matching nothing would widen what is allowed: not evaluated.
+    for name in ("Action", "NotAction", "Resource", "NotResource"):
+        if out["Effect"] == "Allow" and not name.startswith("Not"):
+            continue
         for pattern in out.get(name, ()):
-            problem = arn_pattern_problem(pattern)
-            if problem:  # IAM refuses such a policy; evaluating it would over-grant through NotResource
-                raise PolicyError(f"{where} ({out.get('Sid') or 'no Sid'}): {name} {problem}")
+            problem = action_pattern_problem(pattern) if name.endswith("Action") else arn_pattern_problem(pattern)
+            if problem:
+                raise PolicyError(f"{where} ({out.get('Sid') or 'no Sid'}): {name} {problem}; IAM refuses such "
+                                  "an entry and reading it as matching nothing would over-grant")
     condition = raw.get("Condition") or {}
     if not isinstance(condition, Mapping):
         raise PolicyError(f"{where}: Condition must be an object")
@@ -222,28 +228,27 @@ def _invalid_service(service: str) -> bool:
     return not service or "*" in service or "?" in service
 
 
-def _action_pattern(pattern: str, action: str) -> _Tri:
-    """One Action entry: `*`, or `service:name` with wildcards in the name only (IAM "Action" element:
-    the service namespace is followed by the action name; IAM Access Analyzer "Invalid service in
-    action"). An entry whose namespace is missing or has a wildcard names no action: None (invalid)."""
+def action_pattern_problem(pattern: str) -> str | None:
+    """Why an Action/NotAction entry names no action, or None. It is `*` or `service:name`, with wildcards in
+    the name only (IAM "Action" element: a service namespace followed by the action name; IAM Access Analyzer
+    "Invalid service in action"): `*:GetBucketPolicy` names nothing."""
     if pattern == "*":
-        return True
+        return None
     service, sep, _ = pattern.partition(":")
     if not sep or _invalid_service(service):
-        return None
-    return matches(pattern, action, ignore_case=True)
+        return f"'{pattern}' has no service namespace or a wildcard in it"
+    return None
+
+
+def _action_pattern(pattern: str, action: str) -> bool:
+    return action_pattern_problem(pattern) is None and matches(pattern, action, ignore_case=True)
 
 
 def _action_match(stmt: Mapping[str, Any], action: str) -> _Tri:
-    """An invalid entry matches nothing in an Allow's Action (never over-grants) and is undecidable
-    elsewhere: in a Deny it would otherwise stop denying, in a NotAction it would widen the grant."""
     if "Action" in stmt:
-        seen = [_action_pattern(p, action) for p in stmt["Action"]]
-        if stmt["Effect"] == "Allow":
-            return any(v is True for v in seen)
-        return _any3(seen)
+        return any(_action_pattern(p, action) for p in stmt["Action"])
     if "NotAction" in stmt:
-        return _not3(_any3(_action_pattern(p, action) for p in stmt["NotAction"]))
+        return not any(_action_pattern(p, action) for p in stmt["NotAction"])
     return None
 
 
@@ -271,6 +276,8 @@ def _resource_match(stmt: Mapping[str, Any], resource: str | None) -> _Tri:
     target = resource
 
     def one(pattern: str) -> _Tri:
+        if arn_pattern_problem(pattern):
+            return False  # only an Allow's Resource gets here (parse refuses the rest): it grants nothing
         return None if "${" in pattern else matches(pattern, target)
 
     if "Resource" in stmt:

@@ -297,11 +297,13 @@ def _evaluate_saved(doc: dict[str, Any], cfg: Config, rules: list[Rule]) -> Scan
     return _result(acc, meta.get("organization_id"), str(meta.get("caller_account", "")),
                    tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at", "")),
                    str(meta.get("finished_at", "")), int(meta.get("api_calls", 0)),
-                   interrupted=bool(meta.get("interrupted", False)))
+                   interrupted=bool(meta.get("interrupted", False)),
+                   region_source=str(meta.get("region_source") or ""))
 
 
 def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...], started: str, finished: str,
-            api_calls: int, interrupted: bool = False, shard: tuple[int, int] | None = None) -> ScanResult:
+            api_calls: int, interrupted: bool = False, shard: tuple[int, int] | None = None,
+            region_source: str = "") -> ScanResult:
     from audit_bedrock.findings import sort_findings
     from audit_bedrock.model import Coverage, ScanMeta, ScanResult
 
@@ -312,7 +314,8 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
     coverage.sort(key=lambda c: (c.account_id, c.region))
     outcomes = sorted(acc.outcomes, key=lambda o: o.id)
     meta = ScanMeta(started, finished, org_id, caller, regions, tuple(outcomes), api_calls,
-                    incomplete=acc.incomplete or interrupted, interrupted=interrupted, shard=shard)
+                    incomplete=acc.incomplete or interrupted, interrupted=interrupted, shard=shard,
+                    region_source=region_source)
     return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)),
                       notices=tuple(acc.builder.expired_notices()))
 
@@ -343,8 +346,12 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
         estate = select(estate, *ns.shard)
         log.info("shard %d/%d: %d of %d account(s)", *ns.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
+    from audit_bedrock.discovery import bedrock_region_list, partition_of, ssm_query_region
+    ssm = sessions.client("ssm", ssm_query_region(sessions.home_region), caller_creds, "caller")
+    known = bedrock_region_list(ssm, partition_of(sessions.home_region) or "aws")
+    log.info("%d Bedrock region(s) from %s", len(known.regions), known.source)
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
-                    settings={"usage_lookback_days": cfg.usage_lookback_days})
+                    settings={"usage_lookback_days": cfg.usage_lookback_days}, bedrock_regions=known.regions)
     acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), keep_facts=bool(ns.save_facts))
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))
@@ -358,7 +365,7 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
         sessions.close()  # clients, service models and client classes: the reports need the memory
     regions = cfg.regions or tuple(sorted(acc.regions_seen))
     result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
-                     sessions.calls.calls, interrupted=not complete, shard=ns.shard)
+                     sessions.calls.calls, interrupted=not complete, shard=ns.shard, region_source=known.source)
     if sessions.calls.duplicates:
         log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
     facts = acc.facts if ns.save_facts else None
@@ -394,7 +401,7 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         m = result.meta
         meta = {"organization_id": m.organization_id, "caller_account": m.caller_account,
                 "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
-                "api_calls": m.api_calls, "interrupted": m.interrupted}
+                "api_calls": m.api_calls, "interrupted": m.interrupted, "region_source": m.region_source}
         path = Path(ns.save_facts)
         write_atomic(path, dump_facts(path, meta, facts))
         written.append(str(path))

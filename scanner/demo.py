@@ -74,9 +74,10 @@ def put_logging(c: Clients, region: str, config: dict[str, Any]) -> None:
 
 
 def kms_key(c: Clients, account: str, region: str, *, bedrock: bool = True, deny_describe: bool = False,
-            state: str = "Enabled") -> str:
+            state: str = "Enabled", alias: str | None = None) -> str:
     """A customer-managed key: its policy may grant Bedrock GenerateDataKey, or deny DescribeKey to all but
-    a key-admin role (so the audit role cannot read its state); `state` Disabled or PendingDeletion."""
+    a key-admin role (so the audit role cannot read its state); `state` Disabled or PendingDeletion. With
+    `alias`, the key is named by `alias/ALIAS` (which the scan resolves with ListAliases)."""
     statements: list[dict[str, Any]] = [{"Sid": "AccountAdmin", "Effect": "Allow",
                                          "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
                                          "Action": "kms:*", "Resource": "*"}]
@@ -94,6 +95,9 @@ def kms_key(c: Clients, account: str, region: str, *, bedrock: bool = True, deny
         kms.disable_key(KeyId=key["KeyId"])
     elif state == "PendingDeletion":
         kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=30)
+    if alias:
+        kms.create_alias(AliasName=f"alias/{alias}", TargetKeyId=key["KeyId"])
+        return f"alias/{alias}"
     return str(key["Arn"])
 
 
@@ -220,7 +224,9 @@ def seed(endpoint: str) -> dict[str, str]:
                          managed=log_write_policy(acct, "us-east-1", "/bedrock/invocations"))
     for region in DEMO_REGIONS:
         bucket = f"sec-bedrock-logs-{acct}-{region}"
-        log_bucket(c, acct, region, bucket, "bedrock", kms=kms_key(c, acct, region))
+        # eu-west-1 names its key by an alias, as many estates do.
+        alias = "bedrock-logs" if region == "eu-west-1" else None
+        log_bucket(c, acct, region, bucket, "bedrock", kms=kms_key(c, acct, region, alias=alias))
         config: dict[str, Any] = {"s3Config": {"bucketName": bucket, "keyPrefix": "bedrock"}, **ALL_TYPES}
         if region == "us-east-1":
             log_group(c, region, "/bedrock/invocations", retention=400, kms=kms_key(c, acct, region, bedrock=False))

@@ -22,10 +22,61 @@ NOT_ENABLED_CODES = frozenset({"UnrecognizedClientException", "InvalidClientToke
                                "OptInRequired"})
 
 
-@lru_cache(maxsize=1)
-def bedrock_regions() -> tuple[str, ...]:
-    """Every region where botocore knows a Bedrock endpoint (commercial partition)."""
-    return tuple(botocore.session.get_session().get_available_regions("bedrock"))
+@lru_cache(maxsize=4)
+def bedrock_regions(partition: str = "aws") -> tuple[str, ...]:
+    """Every region where the installed botocore knows a Bedrock endpoint (commercial partition by default)."""
+    return tuple(botocore.session.get_session().get_available_regions("bedrock", partition_name=partition))
+
+
+# AWS's public parameters list every region of a service, newer ones included (SSM UG "Calling AWS service,
+# Region, endpoint, Availability Zone, and local zone public parameters"): ssm:GetParametersByPath, once per scan.
+SSM_BEDROCK_REGIONS = "/aws/service/global-infrastructure/services/bedrock/regions"
+# "Currently, the path /aws/service/global-infrastructure is supported for queries in the following AWS Regions
+# only" (same page); from any other region the query goes to us-east-1.
+SSM_GLOBAL_INFRASTRUCTURE_REGIONS = frozenset({
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-east-1", "ap-south-1", "ap-northeast-2",
+    "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ca-central-1", "eu-central-1", "eu-west-1",
+    "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1"})
+SSM_ACTION = "ssm:GetParametersByPath"
+
+
+@dataclass(frozen=True)
+class RegionList:
+    """The Bedrock regions of the caller's partition and where the list came from: "ssm" or "botocore"."""
+
+    regions: tuple[str, ...]
+    source: str
+
+
+def partition_of(region: str) -> str | None:
+    """The partition of a region name by botocore's partition patterns (new regions included); None if none fits."""
+    try:
+        return str(botocore.session.get_session().get_partition_for_region(region))
+    except (ValueError, BotoCoreError):  # UnknownRegionError is a ValueError
+        return None
+
+
+def ssm_query_region(home_region: str) -> str:
+    """Where to ask for the public global-infrastructure parameters."""
+    return home_region if home_region in SSM_GLOBAL_INFRASTRUCTURE_REGIONS else "us-east-1"
+
+
+def bedrock_region_list(ssm: Any | None, partition: str = "aws") -> RegionList:
+    """Bedrock's regions from the public SSM parameters (direct children of the path; their Value is the region
+    code), kept to `partition`; botocore's list when they cannot be read or list none of the partition."""
+    if ssm is not None:
+        try:
+            pages = ssm.get_paginator("get_parameters_by_path").paginate(Path=SSM_BEDROCK_REGIONS, Recursive=False)
+            values = [str(p.get("Value") or "") for page in pages for p in page.get("Parameters") or []]
+        except (ClientError, BotoCoreError) as exc:
+            code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+            log.info("%s %s failed (%s); using botocore's Bedrock regions", SSM_ACTION, SSM_BEDROCK_REGIONS, code)
+        else:
+            regions = tuple(sorted({v for v in values if v and partition_of(v) == partition}))
+            if regions:
+                return RegionList(regions, "ssm")
+            log.info("%s listed no Bedrock region of partition %s; using botocore's", SSM_BEDROCK_REGIONS, partition)
+    return RegionList(bedrock_regions(partition), "botocore")
 
 
 @dataclass(frozen=True)

@@ -139,9 +139,15 @@ def merge(paths: list[str]) -> ScanResult:
         organization_id=org_id, caller_account=str(caller), regions=regions,
         accounts=tuple(sorted(outcomes, key=lambda o: o.id)),
         api_calls=sum(int(p.scan["api_calls"]) for p in parts),
-        incomplete=incomplete, interrupted=False,
+        incomplete=incomplete, interrupted=False, region_source=_region_source(parts),
     )
     return ScanResult(meta, tuple(coverage), tuple(sort_findings(findings)), notices=tuple(notices))
+
+
+def _region_source(parts: list[Part]) -> str:
+    """The shards' common region_source; "mixed" when they differ; "" when none recorded one."""
+    sources = {str(p.scan.get("region_source")) for p in parts if p.scan.get("region_source")}
+    return sources.pop() if len(sources) == 1 else ("mixed" if sources else "")
 
 
 def _shard_gaps(parts: list[Part]) -> list[str]:

@@ -114,6 +114,9 @@ class ScanMeta:
     incomplete: bool = False
     interrupted: bool = False
     shard: tuple[int, int] | None = None  # (K, N) for a --shard K/N run; None for a whole run or a merge
+    # Where the list of Bedrock regions came from: "ssm" (AWS's public parameters) or "botocore" (the installed
+    # SDK's endpoints); "" when unknown (a facts file or findings.json written before it was recorded).
+    region_source: str = ""
 
 
 @dataclass(frozen=True)

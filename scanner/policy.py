@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock import collectors
+from audit_bedrock.discovery import SSM_ACTION
 
 POLICY_VERSION = "2012-10-17"
 MEMBER_SID = "AuditBedrockReadOnly"
 # The caller lists the organization; these are the brief's documented wildcards (List*/Describe* only).
 CALLER_ORG_ACTIONS: tuple[str, ...] = ("organizations:Describe*", "organizations:List*")
+# Public parameters have no account in their ARN; the path and its children both match.
+CALLER_SSM_RESOURCE = "arn:aws:ssm:*::parameter/aws/service/global-infrastructure/*"
 # An IAM action name is read-only when its verb starts with one of these.
 READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head")
 _ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
@@ -82,6 +85,9 @@ def caller_policy(role_name: str) -> dict[str, Any]:
         {"Sid": "DiscoverOrganization", "Effect": "Allow", "Action": list(CALLER_ORG_ACTIONS), "Resource": "*"},
         {"Sid": "AssumeAuditRole", "Effect": "Allow", "Action": "sts:AssumeRole",
          "Resource": f"arn:aws:iam::*:role/{role_name}"},
+        # The Bedrock region list, once per scan from AWS's public parameters (discovery.bedrock_region_list).
+        {"Sid": "ReadBedrockRegions", "Effect": "Allow", "Action": SSM_ACTION,
+         "Resource": CALLER_SSM_RESOURCE},
         {"Sid": "ScanCallerAccount", "Effect": "Allow", "Action": member_actions(), "Resource": "*"},
     ]}
 

@@ -43,6 +43,8 @@ class ScanPlan:
     max_workers: int
     # Values collectors read through AccountContext.settings (e.g. usage_lookback_days).
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Every Bedrock region of the partition (discovery.bedrock_region_list); empty: botocore's list.
+    bedrock_regions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -166,7 +168,8 @@ class Scanner:
         def make_client(service: str, region: str) -> Any:
             return self.sessions.client(service, region, creds, acct.id)
 
-        settings = {**self.plan.settings, "requested_regions": list(self.plan.regions) if self.plan.regions else None}
+        settings = {**self.plan.settings, "requested_regions": list(self.plan.regions) if self.plan.regions else None,
+                    "bedrock_regions": list(self.known_regions())}
         actx = AccountContext(acct.id, acct.name, make_client, self.sessions.home_region, settings=settings)
         actx.peer = functools.partial(self.peer, actx)
         try:
@@ -188,6 +191,10 @@ class Scanner:
             log.exception("%s: unexpected error while scanning", where)
             doc.update(status="error", reason=f"internal error: {type(exc).__name__}: {exc}"[:400])
         return doc
+
+    def known_regions(self) -> tuple[str, ...]:
+        """Every Bedrock region: the plan's list (SSM or botocore), else the installed botocore's."""
+        return self.plan.bedrock_regions or bedrock_regions()
 
     @contextlib.contextmanager
     def peer(self, home: AccountContext, account_id: str) -> Iterator[Any]:
@@ -220,7 +227,7 @@ class Scanner:
                 home.make_client("kms", home.home_region)  # re-point this thread's clients at the scanned account
 
     def _scan_regions(self, actx: AccountContext, doc: dict[str, Any]) -> None:
-        candidates = self.plan.regions or bedrock_regions()
+        candidates = self.plan.regions or self.known_regions()
         enabled = enabled_regions(actx.client("ec2", actx.home_region))
         for region in sorted(candidates):
             if self.stop.is_set():

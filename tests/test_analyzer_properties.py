@@ -58,18 +58,20 @@ def wildcarded(draw: st.DrawFn, value: str, *, change_case: bool = False) -> str
     return "".join(out)
 
 
-def some(values: list[str]) -> st.SearchStrategy[str]:
-    """Realistic values, their wildcarded forms, and arbitrary short text."""
-    base = st.sampled_from(values)
-    return st.one_of(base, base.flatmap(lambda v: wildcarded(v, change_case=True)), st.just("*"), st.text(max_size=8))
-
-
 @st.composite
 def arn_pattern(draw: st.DrawFn, value: str) -> str:
     """A Resource pattern IAM accepts that matches `value`: wildcards within its six fields, none in the service
     field ("IAM JSON policy elements: Resource": "You can't use a wildcard in the service segment")."""
     parts = value.split(":", 5)
     return ":".join(p if i == 2 else draw(wildcarded(p)) for i, p in enumerate(parts))
+
+
+def some_action(values: list[str]) -> st.SearchStrategy[str]:
+    """Realistic actions, wildcarded in the action name only (IAM "Action" element), and `*`."""
+    base = st.sampled_from(values)
+    pairs = st.sampled_from([tuple(v.split(":", 1)) for v in values])
+    named = pairs.flatmap(lambda sv: st.tuples(st.just(sv[0]), wildcarded(sv[1], change_case=True)))
+    return st.one_of(base, named.map(":".join), st.just("*"))
 
 
 def some_resource(values: list[str]) -> st.SearchStrategy[str]:
@@ -106,7 +108,7 @@ def statements(draw: st.DrawFn, effect: str | None = None, resources: bool = Tru
         stmt["Sid"] = draw(st.text(max_size=5))
     action = draw(st.sampled_from(["Action", "Action", "NotAction", None]))
     if action:
-        stmt[action] = draw(one_or_list(some(ACTIONS)))
+        stmt[action] = draw(one_or_list(some_action(ACTIONS)))
     resource = draw(st.sampled_from(["Resource", "Resource", "NotResource", None])) if resources else None
     if resource:
         stmt[resource] = draw(one_or_list(some_resource(RESOURCES)))
@@ -158,7 +160,8 @@ def test_adding_any_deny_never_grants(pols: list[Any], request: Request, deny: d
 @st.composite
 def matching_deny(draw: st.DrawFn, request: Request) -> dict[str, Any]:
     """A Deny statement built to match `request`: wildcarded action and resource, a satisfied condition."""
-    stmt: dict[str, Any] = {"Effect": "Deny", "Action": draw(wildcarded(request.action, change_case=True)),
+    service, name = request.action.split(":")
+    stmt: dict[str, Any] = {"Effect": "Deny", "Action": f"{service}:{draw(wildcarded(name, change_case=True))}",
                             "Resource": draw(arn_pattern(request.resource))}
     if request.principal is not None:
         stmt["Principal"] = draw(st.sampled_from(["*", {"AWS": "*"}, dict(request.principal)]))

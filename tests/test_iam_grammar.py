@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from audit_bedrock.analyzer import PolicyError, Request, arn_pattern_problem, decide
+from audit_bedrock.analyzer import PolicyError, Request, action_pattern_problem, arn_pattern_problem, decide
 from audit_bedrock.derive import bedrock_context
 
 ACCOUNT = "111122223333"
@@ -54,13 +54,6 @@ ACTION_CASES = [
      "s3:GetBucketPolicy", "implicit_deny"),
     ("invalid-entry-beside-valid-one-still-grants", [stmt(Action=["*:Get*", "s3:Get*"], Resource="*")],
      "s3:GetBucketPolicy", "allow"),
-    # A Deny with an invalid entry would stop denying if it matched nothing: undecidable, so it applies.
-    ("wildcard-namespace-deny-is-undecidable", [stmt(Action="s3:*", Resource="*"),
-                                                stmt("Deny", Action="*:GetBucketPolicy", Resource="*")],
-     "s3:GetBucketPolicy", "explicit_deny"),
-    # A NotAction whose entry matches nothing would grant everything: undecidable, so the Allow does not match.
-    ("wildcard-namespace-in-notaction-does-not-widen", [stmt(NotAction="*:PutObject", Resource="*")],
-     "s3:PutObject", "implicit_deny"),
 ]
 
 
@@ -75,6 +68,10 @@ def test_action_grammar(statements: list[dict[str, Any]], action: str, expected:
 RESOURCE_CASES = [
     # (name, pattern, resource, expected decision of an Allow on `pattern`)
     ("star-is-every-resource", "*", USER_ARN, "allow"),
+    # In an Allow's Resource an entry IAM refuses only narrows the grant: it matches nothing.
+    ("wildcard-service-allow-matches-nothing", "arn:aws:*::111122223333:user/Bob", USER_ARN, "implicit_deny"),
+    ("five-fields-allow-matches-nothing", "arn:aws:iam::111122223333", USER_ARN, "implicit_deny"),
+    ("bare-name-allow-matches-nothing", "Bob", USER_ARN, "implicit_deny"),
     ("wildcard-in-resource-id", f"arn:aws:iam::{ACCOUNT}:user/*", USER_ARN, "allow"),
     # The doc allows wildcards in every segment but the service one; the resource type is part of the sixth.
     ("wildcard-in-resource-type-is-a-glob", f"arn:aws:iam::{ACCOUNT}:u*", USER_ARN, "allow"),
@@ -90,23 +87,32 @@ def test_resource_patterns(pattern: str, resource: str, expected: str) -> None:
     assert decide([policy(stmt(Action="*", Resource=pattern))], Request("iam:GetUser", resource)) == expected
 
 
-MALFORMED_RESOURCES = [
-    # (name, element, pattern): IAM refuses these; evaluating them could over-grant, so the policy is a gap.
-    ("five-fields-notresource", "NotResource", "arn:aws:s3::logs"),
-    ("three-fields-notresource", "NotResource", "arn:aws:s3"),
-    ("bare-name-resource", "Resource", "logs"),
-    ("wildcard-service-resource", "Resource", "arn:aws:*:::logs"),
-    ("wildcard-service-notresource", "NotResource", "arn:aws:s?:::logs"),
-    ("empty-service", "Resource", "arn:aws::::logs"),
+MALFORMED = [
+    # (name, effect, element, entry): IAM refuses these entries, and reading them as "matches nothing" would widen
+    # what is allowed (a NotResource/NotAction excluding nothing, a Deny denying nothing): the policy is a gap.
+    ("five-fields-notresource", "Allow", "NotResource", "arn:aws:s3::logs"),
+    ("three-fields-notresource", "Allow", "NotResource", "arn:aws:s3"),
+    ("wildcard-service-notresource", "Allow", "NotResource", "arn:aws:s?:::logs"),
+    ("five-fields-deny-resource", "Deny", "Resource", "arn:aws:s3::logs"),
+    ("wildcard-service-deny-resource", "Deny", "Resource", "arn:aws:*:::logs"),
+    ("empty-service-deny-resource", "Deny", "Resource", "arn:aws::::logs"),
+    ("wildcard-namespace-notaction", "Allow", "NotAction", "*:PutObject"),
+    ("wildcard-namespace-deny-action", "Deny", "Action", "*:GetObject"),
+    ("no-namespace-deny-action", "Deny", "Action", "GetObject"),
 ]
 
 
-@pytest.mark.parametrize(("element", "pattern"),
-                         [pytest.param(e, p, id=n) for n, e, p in MALFORMED_RESOURCES])
-def test_malformed_arn_patterns_make_the_policy_undecidable(element: str, pattern: str) -> None:
-    assert arn_pattern_problem(pattern)
+@pytest.mark.parametrize(("effect", "element", "entry"),
+                         [pytest.param(f, e, p, id=n) for n, f, e, p in MALFORMED])
+def test_entries_iam_refuses_make_the_policy_a_gap_where_guessing_could_over_grant(effect: str, element: str,
+                                                                                     entry: str) -> None:
+    elements: dict[str, Any] = {"Action": "s3:*", "Resource": "*"}
+    elements.pop(element.removeprefix("Not"))
+    elements[element] = entry
+    assert (action_pattern_problem if element.endswith("Action") else arn_pattern_problem)(entry)
     with pytest.raises(PolicyError, match=element):
-        decide([policy(stmt(Action="s3:*", **{element: pattern}))], Request("s3:GetObject", OBJECT_ARN))
+        decide([policy(stmt(Action="s3:*", Resource="*"), stmt(effect, **elements))],
+               Request("s3:GetObject", OBJECT_ARN))
 
 
 def test_short_notresource_never_grants_everything_through_derive() -> None:

@@ -212,6 +212,9 @@ def granted(doc: dict[str, Any], call: Call) -> bool:
     resource = f"arn:aws:{call.service}:{call.region}:{call.account}:resource"
     if (call.service, call.operation) == ("sts", "AssumeRole"):
         resource = call.body["RoleArn"]
+    if (call.service, call.operation) == ("ssm", "GetParametersByPath"):  # a public parameter: no account
+        path = json.loads(call.body)["Path"] if isinstance(call.body, str | bytes) else call.body["Path"]
+        resource = f"arn:aws:ssm:{call.region}::parameter{path}"
     return allows([doc], Request(action, resource))
 
 

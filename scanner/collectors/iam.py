@@ -167,7 +167,8 @@ class IamCollector:
         scanned = sorted(r["region"] for r in regions)
         unread = sorted(r["region"] for r in account.get("regions") or [] if r.get("status") == "error")
         requested = ctx.settings.get("requested_regions")
-        subset = bool(unread) or (requested is not None and not set(bedrock_regions()) <= set(requested))
+        every = ctx.settings.get("bedrock_regions") or bedrock_regions()
+        subset = bool(unread) or (requested is not None and not set(every) <= set(requested))
         out: dict[str, Any] = {
             "roles": {arn: {**read_role(ctx, arn), "referenced_by": sorted(refs)}
                       for arn, refs in sorted(referenced.items())},
