@@ -137,6 +137,25 @@ def automation_id(result: ScanResult) -> str:
     return f"audit-bedrock/{key}/"
 
 
+def _skipped_regions(result: ScanResult) -> list[dict[str, Any]]:
+    """One note per reason regions were skipped (a region not enabled, a service control policy denying
+    Bedrock), naming the regions and how many accounts: a large organization's cells stay a few lines."""
+    by_reason: dict[str, list[tuple[str, str]]] = {}
+    for c in result.coverage:
+        if c.status == "skipped":
+            by_reason.setdefault(c.reason or "skipped", []).append((c.account_id, c.region))
+    notes = []
+    for reason, cells in sorted(by_reason.items()):
+        regions = sorted({r for _, r in cells})
+        accounts = sorted({a for a, _ in cells})
+        notes.append({"level": "note", "descriptor": {"id": "audit-bedrock/region-skipped"},
+                      "message": {"text": _sentence(f"Skipped {len(cells)} region(s) ({', '.join(regions)}) in "
+                                                    f"{len(accounts)} account(s): {reason}")},
+                      "properties": {"reason": reason, "regions": regions, "accounts": accounts[:100],
+                                     "accountCount": len(accounts)}})
+    return notes
+
+
 def _ordered(findings: tuple[Finding, ...]) -> list[Finding]:
     """Most severe first, open before suppressed, then the findings' own deterministic order."""
     return sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.severity, 9), f.status != "open",
@@ -169,6 +188,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         if a.status == "error":
             notifications.append({"level": "error", "descriptor": {"id": "audit-bedrock/account-error"},
                                   "message": {"text": _sentence(f"Account {a.id} could not be scanned: {a.reason}")}})
+    notifications.extend(_skipped_regions(result))
     invocation: dict[str, Any] = {"executionSuccessful": not m.incomplete}
     if m.started_at:
         invocation["startTimeUtc"] = m.started_at

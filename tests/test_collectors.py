@@ -176,13 +176,13 @@ def deny(*operations: str, code: str = "AccessDenied") -> Callable[..., None]:
 
 
 def scan(member: Member, *hooks: Callable[..., None], regions: tuple[str, ...] = (REGION,),
-         config: Config | None = None) -> Outcome:
+         config: Config | None = None, members: frozenset[str] = frozenset()) -> Outcome:
     cfg = config or Config()
     sessions = Sessions()
     for hook in hooks:
         sessions.add_hook(hook)
     acct = Account(member.id, "member")
-    plan = ScanPlan(Estate(None, CALLER, (acct,)), regions, ROLE, None, 1,
+    plan = ScanPlan(Estate(None, CALLER, (acct,), members=members), regions, ROLE, None, 1,
                     settings={"usage_lookback_days": cfg.usage_lookback_days})
     account_doc = Scanner(sessions, plan).scan_account(acct)
     assert account_doc["status"] == "scanned", account_doc.get("reason")
@@ -307,6 +307,30 @@ def test_iam_reads_once_per_account_and_finds_orphans_on_every_page(org: dict[st
     assert "/bedrock/deleted" in orphans[0].message
     assert "Only these regions were read: us-east-1, us-west-2" in orphans[0].message
     assert out.sessions.calls.duplicates == 0
+
+
+def test_bucket_key_of_another_org_account_is_read_through_its_audit_role(org: dict[str, Member]) -> None:
+    """kms:GetKeyPolicy is not cross-account (KMS API reference, GetKeyPolicy: "Cross-account use: No"): a key
+    in another ACTIVE account is read there, and the scanned account's later reads are its own again."""
+    alpha, beta = org["alpha"], org["beta"]
+    key = beta.key(key_policy(alpha.id))
+    role = alpha.role("Delivery", bedrock_trust(alpha.id), log_policy(alpha.id, "/bedrock/a"))
+    alpha.client("logs").create_log_group(logGroupName="/bedrock/a")
+    alpha.bucket("x-logs", bucket_policy(alpha.id, "x-logs", "p"), kms=key)
+    alpha.logging({"s3Config": {"bucketName": "x-logs", "keyPrefix": "p"},
+                   "cloudWatchConfig": {"logGroupName": "/bedrock/a", "roleArn": role}})
+    inside = scan(alpha, members=frozenset({alpha.id, beta.id}))
+    (fact,) = inside.region()["kms_keys"]
+    assert fact["read_in"] == beta.id and fact["state"] == "Enabled"
+    assert fact["bedrock_can_generate_data_key"] is True
+    assert inside.doc["iam"]["roles"][role]["exists"] is True  # IAM was read in alpha again, not in beta
+    assert not {"BIL-019", "SCAN-003:BIL-019"} & inside.rules()
+    assert inside.sessions.calls.duplicates == 0
+    outside = scan(alpha)  # beta is not known as an account of the organization
+    (fact,) = outside.region()["kms_keys"]
+    assert fact["policy"]["code"] == "KeyOutsideOrganization"
+    assert outside.calls("GetKeyPolicy") == 0 and outside.calls("DescribeKey") == 0
+    assert "SCAN-003:BIL-019" in outside.rules()
 
 
 # ------------------------------------------------------------------------------------------------ S3
