@@ -29,8 +29,8 @@ from audit_bedrock.discovery import Estate, bedrock_region_list, bedrock_regions
 from audit_bedrock.engine import Evaluator, RawResult, load_rules
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import is_gap
-from audit_bedrock.scan import Accumulator, Scanner, ScanPlan
 from audit_bedrock.findings import FindingBuilder
+from audit_bedrock.scan import Accumulator, Scanner, ScanPlan
 
 T = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 ACCOUNT = "111111111111"
@@ -115,9 +115,9 @@ def key_metadata(arn: str = KEY_ARN, manager: str = "CUSTOMER", state: str = "En
 
 
 def key_policy_response(*statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Policy": json.dumps(policy({"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                                          "Action": "kms:*", "Resource": "*"}, *statements)),
-            "PolicyName": "default"}
+    root = {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:*", "Resource": "*"}
+    return {"Policy": json.dumps(policy(root, *statements)), "PolicyName": "default"}
 
 
 def bedrock_key_statement(condition: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +127,8 @@ def bedrock_key_statement(condition: dict[str, Any]) -> dict[str, Any]:
 
 def bucket_facts(ref: str | None, bucket_key: bool = False) -> dict[str, Any]:
     return {"log_group": None, "buckets": [{
-        "name": "logs", "arn": "arn:aws:s3:::logs", "exists": True, "uses": [{"destination": "s3", "prefix": "bedrock"}],
+        "name": "logs", "arn": "arn:aws:s3:::logs", "exists": True,
+        "uses": [{"destination": "s3", "prefix": "bedrock"}],
         "encryption": {"algorithm": "aws:kms", "kms_key_id": ref, "bucket_key_enabled": bucket_key}}]}
 
 
@@ -143,7 +144,8 @@ def bil_019(keys: list[dict[str, Any]], facts: dict[str, Any]) -> list[RawResult
             if r.rule.id == "BIL-019" or r.properties.get("blocked_rule") == "BIL-019"]
 
 
-SOURCE = {"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:*"}}
+SOURCE = {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+          "ArnLike": {"aws:SourceArn": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:*"}}
 CONTEXT_CASES = [
     # (name, BucketKeyEnabled, Condition of the Bedrock statement, Bedrock may GenerateDataKey)
     ("documented-source-conditions", False, SOURCE, True),
@@ -473,7 +475,8 @@ def test_orphan_role_is_working_only_through_its_permissions_boundary(role_polic
     if boundary == "denied":
         iam.add_client_error("get_role", "AccessDenied", "not authorized to perform: iam:GetRole", 403)
     elif boundary is not None:
-        full = {**listed_role(), "Tags": [{"Key": "owner", "Value": "ml"}], "RoleLastUsed": {"LastUsedDate": T, "Region": REGION}}
+        full = {**listed_role(), "Tags": [{"Key": "owner", "Value": "ml"}],
+                "RoleLastUsed": {"LastUsedDate": T, "Region": REGION}}
         if boundary:
             full["PermissionsBoundary"] = {"PermissionsBoundaryType": "PermissionsBoundaryPolicy",
                                            "PermissionsBoundaryArn": BOUNDARY_ARN}
