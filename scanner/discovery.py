@@ -67,7 +67,8 @@ def bedrock_region_list(ssm: Any | None, partition: str = "aws") -> RegionList:
     if ssm is not None:
         try:
             pages = ssm.get_paginator("get_parameters_by_path").paginate(Path=SSM_BEDROCK_REGIONS, Recursive=False)
-            values = [str(p.get("Value") or "") for page in pages for p in page.get("Parameters") or []]
+            values = [str(p.get("Value") or "") for page in pages for p in page.get("Parameters") or []
+                      if isinstance(p, dict)]
         except (ClientError, BotoCoreError) as exc:
             code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             log.info("%s %s failed (%s); using botocore's Bedrock regions", SSM_ACTION, SSM_BEDROCK_REGIONS, code)

@@ -18,7 +18,7 @@ from tests.faultproxy import DEMO_SCAN_REGIONS, Estate, FaultProxy, Rule, Seen, 
 
 pytestmark = pytest.mark.slow
 
-CALLER_SERVICES = {"organizations", "sts"}
+CALLER_SERVICES = {"organizations", "sts", "ssm"}  # discovery and the region list
 
 
 @pytest.fixture(scope="module")

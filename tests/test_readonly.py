@@ -26,7 +26,7 @@ READ_VERB = re.compile(r"^(Get|List|Describe|Head)[A-Z]")
 # The only non-read operations a scan may make: entering accounts and asking who the caller is.
 ALLOWED_OTHERS = {("sts", "AssumeRole"), ("sts", "GetCallerIdentity")}
 # Read by the caller during discovery, not inside member accounts: not part of the member-role policy.
-CALLER_SERVICES = {"organizations", "sts"}
+CALLER_SERVICES = {"organizations", "sts", "ssm"}  # discovery and the region list
 
 
 def is_read(service: str, operation: str) -> bool:
