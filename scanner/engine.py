@@ -257,6 +257,12 @@ def _format(template: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
+def _reason(g: dict[str, Any]) -> str:
+    """A gap's message without its leading error code (collectors record "Code: message"), "" when that is all."""
+    message, code = str(g.get("message") or ""), str(g.get("code") or "")
+    return message.removeprefix(f"{code}: ") if message != code else ""
+
+
 class Evaluator:
     """Evaluates a rule set over account and region documents."""
 
@@ -298,7 +304,7 @@ class Evaluator:
             code = type(exc).__name__
             values = self._base_values(account, region, resource)
             values.update({"blocked_rule": rule.id, "permission": "evaluating its facts", "error_code": code,
-                           "reason": str(exc).replace("\n", " ")[:300]})
+                           "reason": ": " + str(exc).replace("\n", " ")[:300]})
             props = {"blocked_rule": rule.id, "missing_permissions": [], "error_codes": [code], "facts": [],
                      "evaluation_error": str(exc).replace("\n", " ")[:300]}
             return [RawResult(gap_rule, gap_rule.severity, account["account_id"], region, resource,
@@ -374,9 +380,9 @@ class Evaluator:
         permissions = sorted({g["action"] for _, g in blocked})
         codes = sorted({str(g.get("code", "")) for _, g in blocked})
         values = self._base_values(account, region, resource)
-        reasons = sorted({str(g.get("message")) for _, g in blocked if g.get("message")})
+        reasons = sorted({_reason(g) for _, g in blocked} - {""})
         values.update({"blocked_rule": rule.id, "permission": ", ".join(permissions),
-                       "error_code": ", ".join(codes), "reason": "; ".join(reasons)[:600] or "no detail"})
+                       "error_code": ", ".join(codes), "reason": f": {'; '.join(reasons)[:600]}" if reasons else ""})
         props = {"blocked_rule": rule.id, "missing_permissions": permissions, "error_codes": codes,
                  "facts": sorted(p for p, _ in blocked), "reasons": reasons}
         return RawResult(gap_rule, gap_rule.severity, account["account_id"], region, resource,
