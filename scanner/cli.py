@@ -99,7 +99,7 @@ def _setup_logging(ns: argparse.Namespace) -> None:
     level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
     logging.basicConfig(level=max(logging.DEBUG, min(logging.CRITICAL, level)), stream=sys.stderr,
                         format="audit-bedrock: %(levelname)s: %(message)s")
-    from audit_bedrock.session import SecretFilter
+    from audit_bedrock.aws.redact import SecretFilter
     for handler in logging.getLogger().handlers:  # on the handlers: records of every logger pass them
         if not any(isinstance(f, SecretFilter) for f in handler.filters):
             handler.addFilter(SecretFilter())
@@ -318,14 +318,17 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
 
 
 def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanResult, list[dict[str, Any]] | None]:
+    from audit_bedrock import collectors
+    from audit_bedrock.aws.clients import Sessions
     from audit_bedrock.discovery import discover_accounts
     from audit_bedrock.engine import Evaluator
     from audit_bedrock.findings import FindingBuilder
     from audit_bedrock.scan import Accumulator, Scanner, ScanPlan, skipped_doc, utcnow
-    from audit_bedrock.session import Sessions
 
     started = utcnow()
-    sessions = Sessions(profile=ns.profile, endpoint_url=ns.endpoint_url, max_pool=10)
+    # the collectors' declared actions are the only operations of the trimmed (EC2) client models
+    sessions = Sessions(profile=ns.profile, endpoint_url=ns.endpoint_url, max_pool=10,
+                        declared_actions=collectors.required_actions())
     caller_creds = sessions.caller_credentials()
     org = sessions.client("organizations", "us-east-1", caller_creds, "caller")
     sts = sessions.client("sts", sessions.home_region, caller_creds, "caller")
@@ -334,8 +337,8 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
         estate = discover_accounts(org, sts, use_org=ns.org, accounts=ns.accounts or [],
                                    exclude=ns.exclude_accounts, ous=ns.ou)
     except (ClientError, BotoCoreError) as exc:
+        from audit_bedrock.aws.errors import error_message
         from audit_bedrock.errors import UsageError
-        from audit_bedrock.session import error_message
         raise UsageError(f"cannot identify the caller: {error_message(exc)}") from None
     if ns.shard:
         from audit_bedrock.shard import select

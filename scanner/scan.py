@@ -14,13 +14,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from audit_bedrock import collectors
+from audit_bedrock.aws.clients import Sessions
+from audit_bedrock.aws.errors import error_message
 from audit_bedrock.collectors.base import AccountContext, Failure, RegionContext
 from audit_bedrock.discovery import NOT_ENABLED_CODES, Estate, bedrock_regions, enabled_regions
 from audit_bedrock.engine import Evaluator
 from audit_bedrock.facts import gap
 from audit_bedrock.findings import FindingBuilder
 from audit_bedrock.model import Account, AccountOutcome, Coverage, Finding
-from audit_bedrock.session import Sessions, error_message
 
 log = logging.getLogger("audit_bedrock")
 

@@ -581,7 +581,7 @@ def fast_retries(monkeypatch: Any, read_timeout: float | None = None) -> None:
     import botocore.retries.bucket
     import botocore.retries.standard
 
-    from audit_bedrock import session
+    from audit_bedrock.aws import clients as session  # CLIENT_CONFIG, MAX_ATTEMPTS
 
     original = botocore.retries.standard.ExponentialBackoff.delay_amount
 

@@ -55,12 +55,13 @@ def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """One worker scans several accounts in turn: it builds each (service, region) client once, and every
     account still reads its own data (the clients re-sign with that account's credentials)."""
+    from audit_bedrock import collectors
+    from audit_bedrock.aws.clients import Sessions
     from audit_bedrock.config import Config
     from audit_bedrock.discovery import discover_accounts
     from audit_bedrock.engine import Evaluator, load_rules
     from audit_bedrock.findings import FindingBuilder
     from audit_bedrock.scan import Accumulator, Scanner, ScanPlan
-    from audit_bedrock.session import Sessions
 
     for k, v in FAKE_ENV.items():
         monkeypatch.setenv(k, v)
@@ -89,7 +90,7 @@ def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
         return original(self, service_name, region_name, *a, **kw)
 
     monkeypatch.setattr(botocore.session.Session, "create_client", counting)
-    sessions = Sessions()
+    sessions = Sessions(declared_actions=collectors.required_actions())
     estate = discover_accounts(sessions.client("organizations", "us-east-1", sessions.caller_credentials(), "c"),
                                sessions.client("sts", "us-east-1", sessions.caller_credentials(), "c"),
                                use_org=True, accounts=members)
@@ -106,60 +107,6 @@ def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
         assert logging_fact["data_types"]["image"] is (i % 2 == 0)
     assert built and len(built) == len(set(built)), f"a worker built a client twice: {sorted(built)}"
     assert sessions.calls.duplicates == 0
-
-
-def _ssl_context(client: Any) -> Any:
-    return client._endpoint.http_session._manager.connection_pool_kw["ssl_context"]
-
-
-def test_scanner_clients_share_models_classes_and_ssl_context() -> None:
-    """Clients of different worker threads share one SSLContext (its CA bundle is ~0.7 MB), one service model
-    and one class; a botocore client made outside Sessions keeps its own."""
-    from audit_bedrock.session import Sessions
-
-    sessions = Sessions(endpoint_url="https://127.0.0.1:9")
-    creds = sessions.caller_credentials()
-    made: list[Any] = []
-
-    def build() -> None:
-        made.extend([sessions.client("s3", "us-east-1", creds, "a"), sessions.client("s3", "eu-west-1", creds, "a"),
-                     sessions.client("iam", "us-east-1", creds, "a")])
-
-    threads = [threading.Thread(target=build) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len({id(c) for c in made}) == 9  # one client per thread and (service, region)
-    assert len({id(_ssl_context(c)) for c in made}) == 1
-    s3 = [c for c in made if c.meta.service_model.service_name == "s3"]
-    assert len({type(c) for c in s3}) == 1 and len({id(c.meta.service_model) for c in s3}) == 1
-    outsider = botocore.session.Session().create_client("s3", region_name="us-east-1", aws_access_key_id="a",
-                                                        aws_secret_access_key="b")
-    assert _ssl_context(outsider) is not _ssl_context(made[0])
-    assert type(outsider) is not type(s3[0])
-
-
-def test_trimmed_models_keep_exactly_the_declared_operations() -> None:
-    """EC2's 830-operation model is cut to the operations the collectors declare (DescribeRegions), with every
-    shape those operations reach; clients made outside Sessions keep the full model."""
-    from audit_bedrock import collectors
-    from audit_bedrock.session import TRIMMED_SERVICES, Sessions
-
-    sessions = Sessions(endpoint_url="https://127.0.0.1:9")
-    for service in TRIMMED_SERVICES:
-        declared = {a.split(":", 1)[1] for a in collectors.required_actions() if a.startswith(service + ":")}
-        model = sessions.client(service, "us-east-1", sessions.caller_credentials(), "a").meta.service_model
-        assert declared and set(model.operation_names) == declared
-        for op in declared:  # every shape resolves: input, output and nested members
-            out = model.operation_model(op).output_shape
-            assert out is None or out.members is not None
-    ec2 = sessions.client("ec2", "us-east-1", sessions.caller_credentials(), "a")
-    regions = ec2.meta.service_model.operation_model("DescribeRegions").output_shape.members["Regions"]
-    assert "OptInStatus" in regions.member.members  # what discovery reads
-    full = botocore.session.Session().create_client("ec2", region_name="us-east-1", aws_access_key_id="a",
-                                                    aws_secret_access_key="b")
-    assert len(full.meta.service_model.operation_names) > 100
 
 
 @pytest.mark.parametrize(("doc", "options"), [

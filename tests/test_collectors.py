@@ -18,13 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from audit_bedrock.aws.clients import Sessions
 from audit_bedrock.collectors import REGION_COLLECTORS, required_actions
 from audit_bedrock.config import Config
 from audit_bedrock.discovery import Estate
 from audit_bedrock.engine import Evaluator, RawResult, load_rules
 from audit_bedrock.model import Account
 from audit_bedrock.scan import Scanner, ScanPlan
-from audit_bedrock.session import Sessions
 
 CALLER = "123456789012"
 ROLE = "OrganizationAccountAccessRole"
@@ -178,7 +178,7 @@ def deny(*operations: str, code: str = "AccessDenied") -> Callable[..., None]:
 def scan(member: Member, *hooks: Callable[..., None], regions: tuple[str, ...] = (REGION,),
          config: Config | None = None) -> Outcome:
     cfg = config or Config()
-    sessions = Sessions()
+    sessions = Sessions(declared_actions=required_actions())  # trimmed EC2, as in a scan
     for hook in hooks:
         sessions.add_hook(hook)
     acct = Account(member.id, "member")

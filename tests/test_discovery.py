@@ -10,12 +10,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from audit_bedrock import collectors
+from audit_bedrock.aws.clients import MAX_ATTEMPTS, Sessions
 from audit_bedrock.config import Config
 from audit_bedrock.discovery import bedrock_regions, discover_accounts, enabled_regions
 from audit_bedrock.engine import Evaluator, load_rules
 from audit_bedrock.findings import FindingBuilder
 from audit_bedrock.scan import Accumulator, Scanner, ScanPlan
-from audit_bedrock.session import MAX_ATTEMPTS, Sessions
 
 CALLER = "123456789012"
 
@@ -110,7 +111,7 @@ def test_scan_enters_members_by_role_and_caller_directly(org: dict[str, Any]) ->
         if model.name == "AssumeRole":
             assumed.append(params["body"])
 
-    sessions = Sessions()
+    sessions = Sessions(declared_actions=collectors.required_actions())
     sessions.add_hook(spy)
     boto3.client("bedrock", region_name="us-east-1").put_model_invocation_logging_configuration(
         loggingConfig={"s3Config": {"bucketName": "caller-logs"}, "textDataDeliveryEnabled": True})
@@ -136,7 +137,7 @@ def test_assume_role_denied_gives_scan_001_and_keeps_the_others(org: dict[str, A
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to assume"}},
                               "AssumeRole")
 
-    sessions = Sessions()
+    sessions = Sessions(declared_actions=collectors.required_actions())
     sessions.add_hook(deny)
     acc = _scan(org, [denied, fine], sessions)
     status = {o.id: o.status for o in acc.outcomes}

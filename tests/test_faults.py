@@ -11,7 +11,7 @@ import botocore.retries.standard
 import pytest
 
 from audit_bedrock import collectors
-from audit_bedrock.collectors.base import DENIED_CODES
+from audit_bedrock.aws.errors import DENIED_CODES
 from audit_bedrock.engine import load_rules
 from tests.conftest import DROP_ENV, FAKE_ENV, validate_findings
 from tests.faultproxy import (
@@ -96,7 +96,7 @@ PROTOCOL_CALLS = [
 def test_throttle_shape_is_retried_as_throttling(estate: Estate, monkeypatch: pytest.MonkeyPatch,
                                                  service: str, operation: str, kwargs: dict[str, Any]) -> None:
     """Each protocol's throttling reply is classified as throttling by botocore and retried to success."""
-    from audit_bedrock.session import Sessions
+    from audit_bedrock.aws.clients import Sessions
 
     fast_retries(monkeypatch)
     detector = botocore.retries.standard.ThrottlingErrorDetector(botocore.retries.standard.RetryEventAdapter())
@@ -122,7 +122,7 @@ def test_throttle_shape_is_retried_as_throttling(estate: Estate, monkeypatch: py
 def test_deny_shape_is_an_access_denied_code(estate: Estate, monkeypatch: pytest.MonkeyPatch,
                                              service: str, operation: str, kwargs: dict[str, Any]) -> None:
     """Each protocol's denial surfaces as a ClientError whose code the collectors treat as denied."""
-    from audit_bedrock.session import Sessions
+    from audit_bedrock.aws.clients import Sessions
 
     with FaultProxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(), "deny"))
@@ -139,7 +139,7 @@ def test_deny_shape_is_an_access_denied_code(estate: Estate, monkeypatch: pytest
 def test_throttling_changes_no_finding(estate: Estate, clean: tuple[CliRun, list[Seen]],
                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """18% of attempts to every service throttled: exactly the clean run's findings, in the same order."""
-    from audit_bedrock.session import MAX_ATTEMPTS
+    from audit_bedrock.aws.clients import MAX_ATTEMPTS
 
     assert MAX_ATTEMPTS >= 8
     fast_retries(monkeypatch)

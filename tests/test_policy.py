@@ -173,7 +173,7 @@ def record_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
     the last Sessions.client() call of the thread, and the side from the credentials the request is signed
     with: the caller's own keys (discovery, AssumeRole, the caller's account) or an assumed role's.
     """
-    from audit_bedrock.session import Sessions, ThreadCredentials
+    from audit_bedrock.aws.clients import Sessions, ThreadCredentials
 
     calls: list[Call] = []
     lock = threading.Lock()

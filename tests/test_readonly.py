@@ -60,18 +60,18 @@ def test_declared_action_is_read_only(action: str) -> None:
 
 HOOKED_DEMO = textwrap.dedent("""
     import json, sys
-    from audit_bedrock import session
+    from audit_bedrock.aws import clients
     from audit_bedrock.cli import main
 
     calls = []
-    original = session.Sessions.__init__
+    original = clients.Sessions.__init__
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
         self.add_hook(lambda model, **_: calls.append([model.service_model.service_name, model.name,
                                                        model.http.get("method", "POST")]))
 
-    session.Sessions.__init__ = init
+    clients.Sessions.__init__ = init
     try:
         rc = main(sys.argv[2:])
     finally:

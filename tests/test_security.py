@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from audit_bedrock import output
+from audit_bedrock.aws.redact import SecretFilter
 from audit_bedrock.reports import FORMATS
-from audit_bedrock.session import SecretFilter
 from tests.conftest import run_cli, validate_findings
 from tests.faultproxy import DEMO_SCAN_REGIONS, Estate, FaultProxy, Rule, match, seeded_estate, shared_demo_estate
 
@@ -309,7 +309,7 @@ def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pyt
                  id="registered-value"),
 ])
 def test_log_lines_are_redacted(line: str, secret: str) -> None:
-    from audit_bedrock.session import REDACTED, register_secret
+    from audit_bedrock.aws.redact import REDACTED, register_secret
 
     register_secret("REGISTEREDsecretVALUE")
     record = logging.LogRecord("botocore.endpoint", logging.DEBUG, __file__, 1, "%s", (line,), None)
@@ -318,7 +318,7 @@ def test_log_lines_are_redacted(line: str, secret: str) -> None:
 
 
 def test_exception_text_is_redacted() -> None:
-    from audit_bedrock.session import register_secret
+    from audit_bedrock.aws.redact import register_secret
 
     register_secret("EXCEPTIONsecretVALUE")
     try:

@@ -1,24 +1,24 @@
-"""Sessions: one botocore session per worker thread, clients from explicit credentials, adaptive retries."""
+"""Clients: one botocore session per worker thread, switchable credentials per account, AssumeRole, call counts."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import re
-import sys
 import threading
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.client
 import botocore.config
 import botocore.credentials
-import botocore.httpsession
 import botocore.session
-from botocore.exceptions import ClientError
+
+from audit_bedrock.aws import tuning
+from audit_bedrock.aws.errors import THROTTLING_CODES
+from audit_bedrock.aws.redact import register_secret
+from audit_bedrock.errors import UsageError
 
 log = logging.getLogger("audit_bedrock")
 
@@ -30,13 +30,6 @@ CLIENT_CONFIG = botocore.config.Config(
     read_timeout=20,
     user_agent_extra="audit-bedrock",
 )
-# Error codes botocore's adaptive mode treats as throttling (botocore.retries.standard).
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
-    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
-    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
-})
 
 
 @dataclass
@@ -67,147 +60,6 @@ class CallLog:
                 log.debug("repeated identical request %s in %s/%s", name, account, region)
             else:
                 self._seen.add(key)
-
-
-_shared: dict[tuple[str, str, str], Any] = {}
-_shared_lock = threading.Lock()
-_shared_loaders: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-
-
-def _share_models(loader: Any) -> None:
-    """Let every client built from `loader` reuse one service model and one client class per service.
-
-    botocore builds, for every client, a ServiceModel (whose operation models it then all instantiates while
-    checking for endpoint discovery) and a new class with a method and a docstring object per operation (EC2
-    has ~750). With one client per worker thread and (service, region) that was most of the scanner's memory.
-    Both depend only on the service's JSON model, so clients of our own sessions (recognised by their shared
-    loader) share them; any other botocore user in the process is left alone.
-    """
-    _shared_loaders[id(loader)] = loader
-    creator = botocore.client.ClientCreator
-    if getattr(creator._load_service_model, "_audit_bedrock", False):
-        return
-
-    def memo(kind: str, original: Callable[..., Any], key_of: Callable[..., tuple[str, str]]) -> Callable[..., Any]:
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if _shared_loaders.get(id(getattr(self, "_loader", None))) is None:
-                return original(self, *args, **kwargs)
-            key = (kind, *key_of(*args, **kwargs))
-            with _shared_lock:
-                value = _shared.get(key)
-                if value is None:
-                    value = _shared[key] = original(self, *args, **kwargs)
-            return value
-
-        wrapper._audit_bedrock = True  # type: ignore[attr-defined]
-        return wrapper
-
-    original_load = creator._load_service_model
-
-    def load_model(self: Any, service_name: str, api_version: str | None = None) -> Any:
-        ours = _shared_loaders.get(id(getattr(self, "_loader", None))) is not None
-        keep = _declared_operations(service_name) if ours and service_name in TRIMMED_SERVICES else frozenset()
-        if keep:
-            return _trimmed_model(self._loader, service_name, api_version, keep)
-        return original_load(self, service_name, api_version)
-
-    creator._load_service_model = memo(
-        "model", load_model, lambda name, api_version=None: (name, str(api_version)))
-    creator._create_client_class = memo(
-        "class", creator._create_client_class, lambda name, model: (name, str(model.api_version)))
-
-
-# Services whose model is huge while the scan calls one of its operations: our clients get a model of only
-# the operations the collectors declare (for EC2 an IAM action is named as its API operation). EC2's model is
-# ~15 MB parsed, 830 operations; the scan calls DescribeRegions. Undeclared operations do not exist on it.
-TRIMMED_SERVICES = frozenset({"ec2"})
-
-
-def _declared_operations(service: str) -> frozenset[str]:
-    from audit_bedrock import collectors  # collectors import this module
-
-    prefix = service + ":"
-    return frozenset(a[len(prefix):] for a in collectors.required_actions() if a.startswith(prefix))
-
-
-def _trimmed_model(loader: Any, service_name: str, api_version: str | None, keep: frozenset[str]) -> Any:
-    """A ServiceModel with only the `keep` operations and the shapes they reach; the full JSON is read by a
-    throwaway loader (same search paths), so it is not cached."""
-    import botocore.loaders
-    import botocore.model
-
-    scratch = botocore.loaders.Loader(extra_search_paths=loader.search_paths, include_default_search_paths=False)
-    full = scratch.load_service_model(service_name, "service-2", api_version=api_version)
-    ops = {name: op for name, op in full["operations"].items() if name in keep}
-    shapes = full["shapes"]
-    needed: set[str] = set()
-    todo = [ref["shape"] for op in ops.values() for ref in (op.get("input"), op.get("output"), *op.get("errors", ()))
-            if ref]
-    while todo:
-        name = todo.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        shape = shapes[name]
-        todo.extend(m["shape"] for m in shape.get("members", {}).values())
-        todo.extend(shape[k]["shape"] for k in ("member", "key", "value") if k in shape)
-    doc = {**full, "operations": ops, "shapes": {n: shapes[n] for n in sorted(needed)}}
-    return botocore.model.ServiceModel(doc, service_name=service_name)
-
-
-_building = threading.local()
-
-
-def _share_ssl_context() -> None:
-    """Let the clients our sessions build share one SSLContext.
-
-    botocore gives every client its own context, and urllib3 loads the CA bundle into it on the first HTTPS
-    connection: ~0.7 MB per client, so ~190 MB for 16 workers x 17 (service, region) clients against real
-    AWS (the http:// benchmark endpoint does not show it). Contexts are made to be shared; only clients
-    created inside Sessions._create (a thread-local flag) get the shared one.
-    """
-    cls = botocore.httpsession.URLLib3Session
-    if getattr(cls._get_ssl_context, "_audit_bedrock", False):
-        return
-    original = cls._get_ssl_context
-
-    def get_ssl_context(self: Any) -> Any:
-        if not getattr(_building, "active", False):
-            return original(self)
-        with _shared_lock:
-            ctx = _shared.get(("ssl", "", ""))
-            if ctx is None:
-                ctx = _shared[("ssl", "", "")] = original(self)
-        return ctx
-
-    get_ssl_context._audit_bedrock = True  # type: ignore[attr-defined]
-    cls._get_ssl_context = get_ssl_context
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas: with 16+ worker threads each arena keeps its own high-water mark
-    of freed memory, which showed up as ~15 MB of extra RSS per 200 accounts. No-op off glibc."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_arena_max = -8  # <malloc.h> M_ARENA_MAX
-    mallopt(m_arena_max, arenas)
-
-
-def _optimize(loader: Any) -> None:
-    """Install the memory savings above; they lean on botocore internals, so a botocore that moved them
-    only costs memory, never the scan."""
-    try:
-        _share_models(loader)
-        _share_ssl_context()
-    except AttributeError as exc:
-        log.debug("botocore internals changed (%s): clients keep their own models and SSL contexts", exc)
-    _limit_malloc_arenas()
 
 
 class ThreadCredentials(botocore.credentials.Credentials):  # type: ignore[misc]
@@ -268,22 +120,30 @@ class Sessions:
     connection pool, so each worker thread builds one client per (service, region) and re-points it at the
     account it is scanning. Adaptive retries are per client, so a throttled account slows only the worker
     scanning it; a worker drops a client that saw throttling before it moves to its next account.
+
+    `declared_actions` (the collectors' IAM actions) trims the models of tuning.TRIMMED_SERVICES to those
+    operations. `tuned=False`, or AUDIT_BEDROCK_PLAIN_CLIENTS=1 when `tuned` is not given, builds plain botocore
+    clients: none of the process-wide savings in audit_bedrock.aws.tuning (for debugging).
     """
 
     def __init__(self, profile: str | None = None, endpoint_url: str | None = None,
-                 home_region: str | None = None, max_pool: int = 10) -> None:
+                 home_region: str | None = None, max_pool: int = 10, *,
+                 declared_actions: Iterable[str] = (), tuned: bool | None = None) -> None:
         self._profile = profile
         self._endpoint_url = endpoint_url
         self._local = threading.local()
         self._max_pool = max_pool
         self._config = CLIENT_CONFIG.merge(botocore.config.Config(max_pool_connections=max_pool))
+        self._declared = tuple(declared_actions)
+        self.tuned = tuning.enabled(tuned)
+        if not self.tuned:
+            log.debug("plain botocore clients: no shared models, classes or SSL context, no trimmed models")
         base = self._new_session()
         self._loader = base.get_component("data_loader")
-        _optimize(self._loader)
+        self._tune()
         self.home_region = home_region or base.get_config_variable("region") or "us-east-1"
         self._caller_credentials = base.get_credentials()
         if self._caller_credentials is None:
-            from audit_bedrock.errors import UsageError
             raise UsageError("no AWS credentials found (set a profile, environment variables or SSO)")
         caller = self._caller_credentials.get_frozen_credentials()
         register_secret(caller.secret_key, caller.token)
@@ -294,6 +154,10 @@ class Sessions:
         self._built: set[str] = set()
         self._caller_sts: Any = None
         self._sts_lock = threading.Lock()
+
+    def _tune(self) -> None:
+        if self.tuned:
+            tuning.install(self._loader, self._declared)
 
     def add_hook(self, hook: Callable[..., Any]) -> None:
         """Register an extra before-call hook on every client made from now on (tests use it)."""
@@ -336,13 +200,9 @@ class Sessions:
             c = w.clients[key] = self._build(w, service, region)
         return c
 
-    @staticmethod
-    def _create(session: botocore.session.Session, service: str, region: str, **kwargs: Any) -> Any:
-        _building.active = True
-        try:
+    def _create(self, session: botocore.session.Session, service: str, region: str, **kwargs: Any) -> Any:
+        with tuning.building() if self.tuned else nullcontext():
             return session.create_client(service, region_name=region, **kwargs)
-        finally:
-            _building.active = False
 
     def _build(self, w: _Worker, service: str, region: str) -> Any:
         def create() -> Any:
@@ -380,11 +240,11 @@ class Sessions:
         self._local.__dict__.pop("worker", None)
         with self._sts_lock:
             self._caller_sts = None
-        with _shared_lock:
-            _shared.clear()
+        if self.tuned:
+            tuning.release()
         self._built.clear()
         self._loader = self._new_session().get_component("data_loader")  # the old one holds parsed models
-        _optimize(self._loader)
+        self._tune()
 
     def begin_account(self) -> None:
         """Called by a worker before it starts an account: forget which account its clients sign for."""
@@ -432,64 +292,3 @@ class Sessions:
 
         return botocore.credentials.RefreshableCredentials.create_from_metadata(
             metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
-
-
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-# Credential-shaped text in botocore's debug output: request headers and the AssumeRole answer.
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)([^'\"&,}\s]+)"),
-    re.compile(r"(<(SecretAccessKey|SessionToken)>)([^<]*)(?=</\2>)"),
-    re.compile(r"(?i)(['\"](?:SecretAccessKey|SessionToken|secret_key|token|aws_secret_access_key|"
-               r"aws_session_token)['\"]\s*:\s*b?['\"])([^'\"]+)"),
-)
-REDACTED = "<redacted>"
-
-
-def register_secret(*values: str | None) -> None:
-    """Remember credential values so that no log record can show them."""
-    with _SECRETS_LOCK:
-        _SECRETS.update(v for v in values if v and len(v) >= 8)
-
-
-def redact(text: str) -> str:
-    """`text` with every registered secret and every credential-shaped field replaced."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-    with _SECRETS_LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-class SecretFilter(logging.Filter):
-    """A handler filter that redacts credentials from every record (botocore's debug logging included)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            return True  # a malformed record: the handler reports it as usual
-        clean = redact(message)
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-def error_code(exc: ClientError) -> str:
-    """The AWS error code of a ClientError."""
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def error_message(exc: BaseException) -> str:
-    """A one-line reason safe to print: the AWS code and message, never credentials."""
-    if isinstance(exc, ClientError):
-        msg = str(exc.response.get("Error", {}).get("Message", ""))
-        return f"{error_code(exc)}: {msg}"[:400] if msg else error_code(exc)
-    return f"{type(exc).__name__}: {exc}"[:400]
