@@ -1,4 +1,11 @@
-"""The collector registry: which collectors run, in order, and the IAM actions they declare."""
+"""scanner/collectors/ installs as audit_bedrock.collectors: the collector registry and the collectors.
+
+Which collectors run, in order, and the IAM actions they declare. The declarations are the scanner's whole
+contract with AWS: they feed the generated audit-role policy (audit_bedrock.policy), the on-the-wire read-only
+proof (tests), and the trimmed client models (audit_bedrock.aws.tuning): for a service in
+tuning.TRIMMED_SERVICES (EC2), an operation a collector does not declare does not exist on the trimmed client.
+A collector that starts calling a new operation declares its action in its `actions` first.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +36,11 @@ DISCOVERY_ACTIONS: tuple[str, ...] = ("ec2:DescribeRegions",)
 
 
 def required_actions() -> list[str]:
-    """Every IAM action the scanner calls inside a member account, sorted."""
+    """Every IAM action the scanner calls inside a member account, sorted.
+
+    The scan passes these to Sessions(declared_actions=...): an operation a collector does not declare does not
+    exist on the trimmed EC2 client (tuning.TRIMMED_SERVICES), so calling one raises AttributeError.
+    """
     actions = set(DISCOVERY_ACTIONS) | set(PRIMARY.actions)
     for rc in REGION_COLLECTORS:
         actions.update(rc.actions)
