@@ -96,7 +96,7 @@ def test_finding_ids_are_fingerprints_of_stable_fields(runs: list[CliRun]) -> No
 
 
 def test_findings_are_sorted(runs: list[CliRun]) -> None:
-    from audit_bedrock.model import SEVERITY_RANK
+    from audit_bedrock.constants import SEVERITY_RANK
 
     assert runs[0].doc is not None
     keys = [(SEVERITY_RANK[f["severity"]], f["account_id"], f["region"] or "", f["rule_id"], f["resource"], f["id"])
