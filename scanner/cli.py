@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an extra rule pack beside the default one (repeatable)")
     rules.add_argument("--list-rules", action="store_true", help="print the rule catalog and exit")
     rules.add_argument("--explain", metavar="RULE_ID", help="print one rule's rationale and remediation")
+    rules.add_argument("--list-facts", action="store_true",
+                       help="print the facts rules may read (path, type, gap?, derived?, meaning) and exit")
     out = p.add_argument_group("output")
     out.add_argument("--format", default=None, metavar="json,html,sarif",
                      help=f"report formats (default {DEFAULT_FORMATS})")
@@ -227,6 +229,10 @@ def execute(ns: argparse.Namespace) -> int:
 
     if ns.print_policy:
         return print_policy(ns)
+    if ns.list_facts:
+        from audit_bedrock.vocabulary import render_text
+        sys.stdout.write(render_text())
+        return EXIT_OK
     if ns.list_rules or ns.explain:
         from audit_bedrock.config import load_config
         from audit_bedrock.engine import load_rules
