@@ -101,10 +101,6 @@ class Checker:
                 name = f"{prefix}.{key}" if prefix else str(key)
                 raise self.fail(name, f"unknown key{did_you_mean(str(key), known)}")
 
-    def missing(self, data: dict[Any, Any], required: tuple[str, ...]) -> str | None:
-        """The first of `required` that `data` lacks."""
-        return next((k for k in required if k not in data), None)
-
     def string(self, key: str, value: Any, *, allow_none: bool = False) -> str | None:
         if value is None and allow_none:
             return None
