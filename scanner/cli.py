@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock import __version__
+from audit_bedrock.constants import ACCOUNT_ID_RE as _ACCOUNT_RE
+from audit_bedrock.constants import FAIL_ON_LEVELS
 
 if TYPE_CHECKING:
     from audit_bedrock.config import Config
@@ -21,7 +22,6 @@ log = logging.getLogger("audit_bedrock")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_FORMATS = "json,html,sarif"
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
 
 
 def _csv(value: str) -> list[str]:
@@ -70,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an extra rule pack beside the default one (repeatable)")
     rules.add_argument("--list-rules", action="store_true", help="print the rule catalog and exit")
     rules.add_argument("--explain", metavar="RULE_ID", help="print one rule's rationale and remediation")
+    rules.add_argument("--list-facts", action="store_true",
+                       help="print the facts rules may read (path, type, gap?, derived?, meaning) and exit")
     out = p.add_argument_group("output")
     out.add_argument("--format", default=None, metavar="json,html,sarif",
                      help=f"report formats (default {DEFAULT_FORMATS})")
     out.add_argument("--output-dir", default="audit-bedrock-report", metavar="DIR")
-    out.add_argument("--fail-on", choices=("critical", "high", "medium", "low", "none"), default=None,
+    out.add_argument("--fail-on", choices=FAIL_ON_LEVELS, default=None,
                      help="exit 1 when an open finding is at or above this severity (default high)")
     out.add_argument("--baseline", metavar="FILE", help="a previous findings.json to diff against")
     out.add_argument("--fail-on-new", action="store_true",
@@ -190,7 +192,7 @@ def print_catalog(rules: list[Rule], explain: str | None) -> int:
     if explain:
         rule = next((r for r in rules if r.id == explain.upper()), None)
         if rule is None:
-            from audit_bedrock.config import did_you_mean
+            from audit_bedrock.yamlcheck import did_you_mean
             raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}")
         print(f"{rule.id}  [{rule.severity}, {rule.scope} scope]  {rule.title}\n")
         if rule.rationale:
@@ -227,6 +229,10 @@ def execute(ns: argparse.Namespace) -> int:
 
     if ns.print_policy:
         return print_policy(ns)
+    if ns.list_facts:
+        from audit_bedrock.vocabulary import render_text
+        sys.stdout.write(render_text())
+        return EXIT_OK
     if ns.list_rules or ns.explain:
         from audit_bedrock.config import load_config
         from audit_bedrock.engine import load_rules
@@ -415,7 +421,7 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
 
 def exit_code(result: ScanResult, fail_on: str, categories: dict[str, str], new_only: bool = False) -> int:
     """1 for open posture findings at or above fail_on, else 3 when incomplete, else 0."""
-    from audit_bedrock.model import SEVERITY_RANK
+    from audit_bedrock.constants import SEVERITY_RANK
 
     if fail_on != "none":
         limit = SEVERITY_RANK[fail_on]

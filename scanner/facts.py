@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from audit_bedrock.constants import ACCOUNT_ID_RE as _ACCOUNT_ID
 from audit_bedrock.errors import UsageError
 
 FACTS_FORMAT = "audit-bedrock-facts"
 FACTS_VERSION = 1
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 
 def gap(action: str, code: str, message: str = "") -> dict[str, Any]:

@@ -17,6 +17,7 @@ from audit_bedrock import collectors
 from audit_bedrock.aws.clients import Sessions
 from audit_bedrock.aws.errors import error_message
 from audit_bedrock.collectors.base import AccountContext, Failure, RegionContext
+from audit_bedrock.constants import DATA_TYPES
 from audit_bedrock.discovery import NOT_ENABLED_CODES, Estate, bedrock_regions, enabled_regions
 from audit_bedrock.engine import Evaluator
 from audit_bedrock.facts import gap
@@ -100,7 +101,7 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     )
 
 
-_DATA_ORDER = {t: i for i, t in enumerate(("text", "image", "embedding", "video", "audio"))}
+_DATA_ORDER = {t: i for i, t in enumerate(DATA_TYPES)}
 
 
 def skipped_doc(acct: Account, reason: str) -> dict[str, Any]:

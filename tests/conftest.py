@@ -127,3 +127,20 @@ def validate_findings(doc: dict[str, Any]) -> None:
     from audit_bedrock.reports.json_report import schema
 
     jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+
+
+def validate_facts(doc: dict[str, Any]) -> None:
+    """Validate a facts document against the shipped facts schema (scanner/facts.schema.json).
+
+    `doc` is a whole --save-facts file (it has "format"), an account document (it has no "region") or a
+    region document. Derived facts are optional, so raw and derived documents both validate.
+    """
+    import jsonschema
+
+    from audit_bedrock.vocabulary import schema
+
+    full = schema()
+    kind = "file" if "format" in doc else "region" if "region" in doc else "account"
+    target = full if kind == "file" else {"$schema": full["$schema"], "$defs": full["$defs"],
+                                          "$ref": f"#/$defs/{kind}"}
+    jsonschema.validate(doc, target, cls=jsonschema.Draft202012Validator)

@@ -15,7 +15,7 @@ from audit_bedrock.engine import load_rules
 from audit_bedrock.findings import apply_baseline
 from audit_bedrock.model import Finding, ScanResult
 from audit_bedrock.reports.json_report import to_document
-from tests.conftest import load_json, run_cli, seed_demo, validate_findings
+from tests.conftest import load_json, run_cli, seed_demo, validate_facts, validate_findings
 from tests.report_samples import PROD, finding, parse_html, sample_result
 
 
@@ -133,6 +133,7 @@ def test_cli_baseline_round_trip(moto_subprocess: str, tmp_path: Path) -> None:
     facts = tmp_path / "facts.json"
     proc = run_cli(["--org", *regions, "--output-dir", str(first), "--save-facts", str(facts)], moto_subprocess)
     assert proc.returncode == EXIT_FINDINGS, proc.stderr
+    validate_facts(load_json(facts))
     # same estate against its own findings: nothing new, so --fail-on-new passes
     again = run_cli(["--from-facts", str(facts), "--output-dir", str(tmp_path / "again"),
                      "--baseline", str(first / "findings.json"), "--fail-on-new"], None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_json, run_cli, seed_demo, validate_findings
+from tests.conftest import load_json, run_cli, seed_demo, validate_facts, validate_findings
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +21,7 @@ def test_org_scan_of_demo_estate(moto_subprocess: str, tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     doc = load_json(out / "findings.json")
     validate_findings(doc)
+    validate_facts(load_json(tmp_path / "facts.json"))
     assert doc["schema_version"] == 1
     status = {a["name"]: a["status"] for a in doc["scan"]["accounts"]}
     assert status["legacy-closed"] == "skipped"

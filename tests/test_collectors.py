@@ -25,6 +25,7 @@ from audit_bedrock.discovery import Estate
 from audit_bedrock.engine import Evaluator, RawResult, load_rules
 from audit_bedrock.model import Account
 from audit_bedrock.scan import Scanner, ScanPlan
+from tests.conftest import validate_facts
 
 CALLER = "123456789012"
 ROLE = "OrganizationAccountAccessRole"
@@ -186,6 +187,7 @@ def scan(member: Member, *hooks: Callable[..., None], regions: tuple[str, ...] =
                     settings={"usage_lookback_days": cfg.usage_lookback_days})
     account_doc = Scanner(sessions, plan).scan_account(acct)
     assert account_doc["status"] == "scanned", account_doc.get("reason")
+    validate_facts(account_doc)  # every collected and derived fact is in the vocabulary, with its type
     results = Evaluator(RULES, cfg.rule_params()).evaluate_account(account_doc)
     return Outcome(account_doc, results, sessions)
 

@@ -13,7 +13,7 @@ import pytest
 from audit_bedrock.cli import main
 from audit_bedrock.demo import DEMO_REGIONS, DEMO_SKIPPED_REGION, demo_config_path
 from audit_bedrock.engine import load_rules
-from tests.conftest import run_cli, seed_demo, validate_findings
+from tests.conftest import run_cli, seed_demo, validate_facts, validate_findings
 
 pytestmark = pytest.mark.slow
 
@@ -112,8 +112,10 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
     assert "identical AWS request" not in caplog.text  # no request was made twice
     doc = json.loads((out / "findings.json").read_text())
     check(doc, names)
+    saved = json.loads((tmp_path / "facts.json").read_text())
+    validate_facts(saved)  # the whole file: every account and region document, in the vocabulary's types
     # Facts behind a few findings: exact-name log group match, and the compliant account's derived facts.
-    facts = {a["account_id"]: a for a in json.loads((tmp_path / "facts.json").read_text())["accounts"]}
+    facts = {a["account_id"]: a for a in saved["accounts"]}
     pay = {r["region"]: r for r in facts[ids["payments-prod"]]["regions"]}
     assert pay["us-west-2"]["log_group"]["exists"] is False
     sec = {r["region"]: r for r in facts[ids["security-tooling"]]["regions"]}
@@ -129,8 +131,10 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
 def test_demo_flag_scans_the_same_organization(tmp_path: Path) -> None:
     """`audit-bedrock --demo` as a user runs it (its own process and embedded server) gives the same set."""
     out = tmp_path / "demo"
-    proc = run_cli(["--demo", "--output-dir", str(out), "--format", "json"], None, cwd=tmp_path)
+    proc = run_cli(["--demo", "--output-dir", str(out), "--format", "json", "--save-facts",
+                    str(tmp_path / "facts.json")], None, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
+    validate_facts(json.loads((tmp_path / "facts.json").read_text()))
     assert "identical AWS request" not in proc.stderr
     doc = json.loads((out / "findings.json").read_text())
     # Account ids are random per run: name the accounts from the report itself.

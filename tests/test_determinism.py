@@ -15,7 +15,7 @@ import pytest
 
 from audit_bedrock.findings import fingerprint
 from audit_bedrock.reports import FORMATS
-from tests.conftest import validate_findings
+from tests.conftest import validate_facts, validate_findings
 from tests.faultproxy import DEMO_SCAN_REGIONS, CliRun, Estate, run_cli_inprocess, shared_demo_estate
 
 pytestmark = pytest.mark.slow
@@ -34,6 +34,7 @@ def scan(mp: pytest.MonkeyPatch, estate: Estate, out: Path, workers: int) -> Cli
         "--save-facts", str(out / "facts.json"), "-q", "-q"], out)
     assert run.doc is not None and run.rc in (1, 3)
     validate_findings(run.doc)
+    validate_facts(json.loads((out / "facts.json").read_text()))
     return run
 
 
@@ -96,7 +97,7 @@ def test_finding_ids_are_fingerprints_of_stable_fields(runs: list[CliRun]) -> No
 
 
 def test_findings_are_sorted(runs: list[CliRun]) -> None:
-    from audit_bedrock.model import SEVERITY_RANK
+    from audit_bedrock.constants import SEVERITY_RANK
 
     assert runs[0].doc is not None
     keys = [(SEVERITY_RANK[f["severity"]], f["account_id"], f["region"] or "", f["rule_id"], f["resource"], f["id"])

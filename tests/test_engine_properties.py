@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit_bedrock.config import Config
+from audit_bedrock.constants import SEVERITIES
 from audit_bedrock.engine import GAP_RULE_ID, Evaluator, Rule, example_account, load_rules
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import gap
-from audit_bedrock.model import SEVERITIES
 from tests.conftest import validate_findings
 
 RULES = load_rules()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from audit_bedrock import collectors
 from audit_bedrock.aws.errors import DENIED_CODES
 from audit_bedrock.engine import load_rules
-from tests.conftest import DROP_ENV, FAKE_ENV, validate_findings
+from tests.conftest import DROP_ENV, FAKE_ENV, validate_facts, validate_findings
 from tests.faultproxy import (
     DEMO_SCAN_REGIONS,
     CliRun,
@@ -441,6 +442,7 @@ def test_unexpected_shapes_never_crash(estate: Estate, clean: tuple[CliRun, list
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none", "--save-facts", str(tmp_path / "facts.json"))
     assert mangled, "no response was mangled"
     assert run.rc in (0, 1, 3) and run.doc is not None
+    validate_facts(json.loads((tmp_path / "facts.json").read_text()))  # odd shapes still give vocabulary types
     lost = [a for a in run.doc["scan"]["accounts"] if a["status"] == "error"]
     assert not lost, f"accounts lost to an unexpected shape: {lost}"
     crashes = [r.getMessage() for r in caplog.records if "unexpected" in r.getMessage()]

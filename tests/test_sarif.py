@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from audit_bedrock.model import SEVERITY_RANK, AccountOutcome, ScanResult
+from audit_bedrock.constants import SEVERITY_RANK
+from audit_bedrock.model import AccountOutcome, ScanResult
 from audit_bedrock.reports import FORMATS, renderer
 from audit_bedrock.reports.sarif import SECURITY_SEVERITY, to_sarif
 from tests.conftest import load_json, run_cli, seed_demo, validate_findings

@@ -17,7 +17,7 @@ import pytest
 from audit_bedrock import output
 from audit_bedrock.aws.redact import SecretFilter
 from audit_bedrock.reports import FORMATS
-from tests.conftest import run_cli, validate_findings
+from tests.conftest import run_cli, validate_facts, validate_findings
 from tests.faultproxy import DEMO_SCAN_REGIONS, Estate, FaultProxy, Rule, match, seeded_estate, shared_demo_estate
 
 # --- hostile strings from AWS ----------------------------------------------------------------------
@@ -92,6 +92,7 @@ def hostile_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
                         "--output-dir", str(out / "reports"), "--save-facts", str(out / "facts.json")],
                        estate.endpoint)
         assert proc.returncode in (1, 3), proc.stderr[-3000:]
+        validate_facts(json.loads((out / "facts.json").read_text()))
         (out / "stdout.txt").write_text(proc.stdout)
         yield out, estate.ids
 
@@ -197,6 +198,7 @@ def test_credentials_never_written(estate: Estate, tmp_path: Path, fault: str | 
         assert proc.returncode == 2 and "cannot identify the caller" in proc.stderr, proc.stderr[-2000:]
     else:
         assert proc.returncode in (1, 3), proc.stderr[-2000:]
+        validate_facts(json.loads((tmp_path / "out" / "facts.json").read_text()))
         assert minted, "no AssumeRole answer was seen: the minted-secret check would be empty"
         assert "DEBUG" in proc.stderr  # -vvv really logged at debug level
     secrets = [CANARY_SECRET, CANARY_TOKEN, *minted]
