@@ -17,8 +17,9 @@ import pytest
 from audit_bedrock import output
 from audit_bedrock.reports import FORMATS
 from audit_bedrock.session import SecretFilter
+from audit_bedrock.standin.proxy import Proxy, Rule, match
 from tests.conftest import run_cli, validate_findings
-from tests.faultproxy import DEMO_SCAN_REGIONS, Estate, FaultProxy, Rule, match, seeded_estate, shared_demo_estate
+from tests.support import DEMO_SCAN_REGIONS, Estate, seeded_estate, shared_demo_estate
 
 # --- hostile strings from AWS ----------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ def _all_text(root: Path) -> str:
 def test_credentials_never_written(estate: Estate, tmp_path: Path, fault: str | None) -> None:
     """A canary secret key and session token (and the keys AssumeRole mints) appear in no report, facts
     file, log line (-vvv, botocore's debug logging included) or error message."""
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         if fault == "deny-assume":
             proxy.add(Rule(match(assume_role_into=estate.ids["data-science"]), "deny"))
         elif fault == "drop-twice":  # transient: botocore logs the connection errors and retries them
