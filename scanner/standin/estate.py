@@ -127,10 +127,10 @@ class Organization:
     management: str
     ous: dict[str, str]
 
-    def add_account(self, name: str, ou: str | None = None) -> str:
+    def add_account(self, name: str, ou: str | None = None, email: str | None = None) -> str:
         """A new member account `name`, moved into OU `ou` (None: left in the root); its id."""
         org = self.mgmt("organizations")
-        status = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+        status = org.create_account(AccountName=name, Email=email or f"{name}@example.com")["CreateAccountStatus"]
         account = str(status["AccountId"])
         if ou is not None:
             org.move_account(AccountId=account, SourceParentId=self.root, DestinationParentId=self.ous[ou])
@@ -280,8 +280,9 @@ def delivery_role(c: Clients, name: str, trust_policy: str, *, inline: str | Non
     return arn
 
 
-def s3_config(bucket_name: str, prefix: str) -> dict[str, Any]:
-    return {"s3Config": {"bucketName": bucket_name, "keyPrefix": prefix}}
+def s3_config(bucket_name: str, prefix: str | None = None) -> dict[str, Any]:
+    """The s3Config part of a logging configuration."""
+    return {"s3Config": {"bucketName": bucket_name, **({"keyPrefix": prefix} if prefix is not None else {})}}
 
 
 def cloudwatch_config(group: str, role_arn: str, large: tuple[str, str] | None = None) -> dict[str, Any]:
