@@ -327,9 +327,9 @@ def seed_demo(endpoint: str) -> dict[str, str]:
     role = delivery_role(c, "BedrockInvocationLogging", trust(acct),
                          managed=log_write_policy(acct, "us-east-1", "/bedrock/invocations"))
     for region in DEMO_REGIONS:
-        bucket = f"sec-bedrock-logs-{acct}-{region}"
-        log_bucket(c, acct, region, bucket, "bedrock", kms=kms_key(c, acct, region))
-        config: dict[str, Any] = {"s3Config": {"bucketName": bucket, "keyPrefix": "bedrock"}, **ALL_TYPES}
+        logs = f"sec-bedrock-logs-{acct}-{region}"
+        log_bucket(c, acct, region, logs, "bedrock", kms=kms_key(c, acct, region))
+        config: dict[str, Any] = {"s3Config": {"bucketName": logs, "keyPrefix": "bedrock"}, **ALL_TYPES}
         if region == "us-east-1":
             log_group(c, region, "/bedrock/invocations", retention=400, kms=kms_key(c, acct, region, bedrock=False))
             config["cloudWatchConfig"] = cloudwatch_config("/bedrock/invocations", role)
@@ -366,11 +366,11 @@ def seed_demo(endpoint: str) -> dict[str, str]:
             # eu-west-1: only a key-admin role may describe the key, so its state cannot be read (SCAN-003).
             "eu-west-1": kms_key(c, acct, "eu-west-1", deny_describe=True)}
     for region in DEMO_REGIONS:
-        bucket = f"ds-bedrock-logs-{acct}-{region}"
+        logs = f"ds-bedrock-logs-{acct}-{region}"
         # us-east-1: a "temporary" public-read statement and no public access block (BIL-013).
         public = region == "us-east-1"
-        log_bucket(c, acct, region, bucket, "bedrock", kms=keys[region], public_read=public, block_public=not public)
-        put_logging(c, region, {"s3Config": {"bucketName": bucket, "keyPrefix": "bedrock"}, **partial})
+        log_bucket(c, acct, region, logs, "bedrock", kms=keys[region], public_read=public, block_public=not public)
+        put_logging(c, region, {"s3Config": {"bucketName": logs, "keyPrefix": "bedrock"}, **partial})
 
     # ml-platform.
     c, acct = member("ml-platform"), ids["ml-platform"]
