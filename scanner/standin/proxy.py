@@ -61,7 +61,6 @@ GLOBAL_SERVICES = frozenset({"iam", "sts", "organizations"})
 SIGNING_SERVICES: dict[str, tuple[str, ...]] = {
     "monitoring": ("cloudwatch",),
     "bedrock": ("bedrock", "bedrock-agent", "bedrock-runtime", "bedrock-agent-runtime"),
-    "s3": ("s3", "s3control"),
     "email": ("ses", "sesv2"),
     "states": ("stepfunctions",),
 }
@@ -83,16 +82,16 @@ class _Template:
 
 
 @lru_cache(maxsize=64)
-def _templates(service: str) -> tuple[_Template, ...]:
-    """REST operations of a botocore service as (method, path regex, required query) templates."""
+def _templates(service: str) -> dict[str, tuple[_Template, ...]]:
+    """REST operations of a botocore service as (path regex, required query) templates, by HTTP method."""
     import botocore.exceptions
     import botocore.session
 
     try:
         model = botocore.session.get_session().get_service_model(service)
     except botocore.exceptions.UnknownServiceError:
-        return ()
-    out = []
+        return {}
+    out: dict[str, list[_Template]] = {}
     for name in model.operation_names:
         op = model.operation_model(name)
         spec = op.http
@@ -109,29 +108,32 @@ def _templates(service: str) -> tuple[_Template, ...]:
         for q in filter(None, query.split("&")):
             k, eq, v = q.partition("=")
             required.append((k, v if eq else None))
-        out.append(_Template(str(spec.get("method", "GET")), re.compile(f"^{pattern}/?$"), tuple(required),
-                             literal, name, bool(op.deprecated)))
-    return tuple(out)
+        method = str(spec.get("method", "GET"))
+        out.setdefault(method, []).append(_Template(method, re.compile(f"^{pattern}/?$"), tuple(required),
+                                                    literal, name, bool(op.deprecated)))
+    return {m: tuple(ts) for m, ts in out.items()}
 
 
 def rest_operation(services: Iterable[str], method: str, path: str, query: dict[str, list[str]]) -> tuple[str, str]:
     """(botocore service, operation) of a REST request, by the most specific matching URI template.
 
     Specificity: not deprecated (GetBucketLifecycleConfiguration, not GetBucketLifecycle), then the number of
-    required query keys (sub-resources such as ?policy), then the literal length of the path; ties go to the
-    earlier service. ("?", "?") when nothing matches.
+    required query keys (sub-resources such as ?policy), then the literal length of the path. The first
+    service with a matching template wins. ("?", "?") when nothing matches.
     """
-    best: tuple[tuple[int, int, int], str, str] | None = None
     for service in services:
-        for t in _templates(service):
-            if t.method != method or not t.regex.match(path):
+        best: tuple[tuple[int, int, int], str] | None = None
+        for t in _templates(service).get(method, ()):
+            if not t.regex.match(path):
                 continue
             if not all(k in query and (v is None or v in query[k]) for k, v in t.query):
                 continue
             score = (int(not t.deprecated), len(t.query), t.literal)
             if best is None or score > best[0]:
-                best = (score, service, t.name)
-    return (best[1], best[2]) if best else ("?", "?")
+                best = (score, t.name)
+        if best is not None:
+            return service, best[1]
+    return "?", "?"
 
 
 @dataclass
