@@ -12,7 +12,11 @@ from typing import Any
 import botocore.session
 import pytest
 
+from audit_bedrock.standin import estate as builders
 from tests.conftest import FAKE_ENV
+
+CALLER = {"aws_access_key_id": FAKE_ENV["AWS_ACCESS_KEY_ID"],
+          "aws_secret_access_key": FAKE_ENV["AWS_SECRET_ACCESS_KEY"]}
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,20 +70,12 @@ def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
     for k, v in FAKE_ENV.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_subprocess)
-    boot = botocore.session.Session()
-    org = boot.create_client("organizations", region_name="us-east-1")
-    org.create_organization(FeatureSet="ALL")
-    sts = boot.create_client("sts", region_name="us-east-1")
-    members = [org.create_account(AccountName=f"m{i}", Email=f"m{i}@example.com")["CreateAccountStatus"]["AccountId"]
-               for i in range(4)]
+    mgmt = builders.AccountClients(moto_subprocess, CALLER)
+    org = builders.organization(mgmt)
+    members = [org.add_account(f"m{i}") for i in range(4)]
     for i, acct in enumerate(members):  # a distinct, recognisable configuration per account
-        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{acct}:role/OrganizationAccountAccessRole",
-                                RoleSessionName="seed")["Credentials"]
-        member = boot.create_client("bedrock", region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
-                                    aws_secret_access_key=creds["SecretAccessKey"],
-                                    aws_session_token=creds["SessionToken"])
-        member.put_model_invocation_logging_configuration(loggingConfig={
-            "s3Config": {"bucketName": f"logs-of-{acct}"}, "textDataDeliveryEnabled": True,
+        builders.put_logging(builders.assume(mgmt, acct, "seed"), "us-east-1", {
+            **builders.s3_config(f"logs-of-{acct}"), "textDataDeliveryEnabled": True,
             "imageDataDeliveryEnabled": i % 2 == 0})
 
     built: list[tuple[str, str, int]] = []

@@ -16,7 +16,7 @@ import pytest
 from audit_bedrock.findings import fingerprint
 from audit_bedrock.reports import FORMATS
 from tests.conftest import validate_facts, validate_findings
-from tests.faultproxy import DEMO_SCAN_REGIONS, CliRun, Estate, run_cli_inprocess, shared_demo_estate
+from tests.support import DEMO_SCAN_REGIONS, CliRun, Estate, run_cli_inprocess, shared_demo_estate
 
 pytestmark = pytest.mark.slow
 

@@ -14,20 +14,9 @@ import pytest
 from audit_bedrock import collectors
 from audit_bedrock.aws.errors import DENIED_CODES
 from audit_bedrock.engine import load_rules
+from audit_bedrock.standin.proxy import Proxy, Rule, Seen, match
 from tests.conftest import DROP_ENV, FAKE_ENV, validate_facts, validate_findings
-from tests.faultproxy import (
-    DEMO_SCAN_REGIONS,
-    CliRun,
-    Estate,
-    FaultProxy,
-    Rule,
-    Seen,
-    fast_retries,
-    match,
-    run_cli_inprocess,
-    shared_demo_estate,
-    stable,
-)
+from tests.support import DEMO_SCAN_REGIONS, CliRun, Estate, fast_retries, run_cli_inprocess, shared_demo_estate, stable
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +41,7 @@ def clean(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli
             mp.delenv(k, raising=False)
         for k, v in FAKE_ENV.items():
             mp.setenv(k, v)
-        with FaultProxy(estate.endpoint) as proxy:
+        with Proxy(estate.endpoint) as proxy:
             run = run_cli_inprocess(mp, proxy.url, [*SCAN_ARGS, "--fail-on", "none"],
                                     tmp_path_factory.mktemp("clean"))
             seen = proxy.seen()
@@ -62,7 +51,7 @@ def clean(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli
     return run, seen
 
 
-def scan(mp: pytest.MonkeyPatch, proxy: FaultProxy, tmp: Path, *extra: str) -> CliRun:
+def scan(mp: pytest.MonkeyPatch, proxy: Proxy, tmp: Path, *extra: str) -> CliRun:
     run = run_cli_inprocess(mp, proxy.url, [*SCAN_ARGS, *extra], tmp / "out")
     assert run.doc is not None, f"no findings.json (exit {run.rc})"
     validate_findings(run.doc)
@@ -103,7 +92,7 @@ def test_throttle_shape_is_retried_as_throttling(estate: Estate, monkeypatch: py
     detector = botocore.retries.standard.ThrottlingErrorDetector(botocore.retries.standard.RetryEventAdapter())
     verdicts: list[bool] = []
 
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(), "throttle", fraction=1.0, max_consecutive=3))
         sessions = Sessions(endpoint_url=proxy.url)
         client = sessions.client(service, "us-east-1", sessions.caller_credentials(), "caller")
@@ -125,7 +114,7 @@ def test_deny_shape_is_an_access_denied_code(estate: Estate, monkeypatch: pytest
     """Each protocol's denial surfaces as a ClientError whose code the collectors treat as denied."""
     from audit_bedrock.aws.clients import Sessions
 
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(), "deny"))
         sessions = Sessions(endpoint_url=proxy.url)
         client = sessions.client(service, "us-east-1", sessions.caller_credentials(), "caller")
@@ -152,7 +141,7 @@ def test_throttling_changes_no_finding(estate: Estate, clean: tuple[CliRun, list
         first_of.add(req.service)
         return True
 
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         first = proxy.add(Rule(first_call_of_each_service, "throttle", fraction=1.0, max_consecutive=1))
         rule = proxy.add(Rule(match(), "throttle", fraction=0.18, seed=7, max_consecutive=MAX_ATTEMPTS - 1))
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none")
@@ -181,7 +170,7 @@ def test_assume_role_denied_gives_scan001_only(estate: Estate, clean: tuple[CliR
     """
     fast_retries(monkeypatch)
     victim_id = estate.ids[victim]
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(assume_role_into=victim_id), "deny"))
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none")
         denied = proxy.seen("denied")
@@ -207,7 +196,7 @@ def test_assume_role_denied_on_compliant_estate_exits_3(estate: Estate, monkeypa
     """With the default --fail-on high and only the compliant account beside the denied one: exit 3."""
     fast_retries(monkeypatch)
     victim_id = estate.ids["sandbox"]
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(assume_role_into=victim_id), "deny"))
         run = scan(monkeypatch, proxy, tmp_path, "--accounts", f"{estate.ids['security-tooling']},{victim_id}")
     assert [(f["account_id"], f["rule_id"]) for f in run.findings()] == [(victim_id, "SCAN-001")]
@@ -237,7 +226,7 @@ def test_access_denied_is_never_a_pass(estate: Estate, clean: tuple[CliRun, list
         # IAM is read once per account for every region; without DescribeRegions every requested region
         # is tried, so leave out the one the demo has not enabled.
         regions = [r for r in DEMO_SCAN_REGIONS if r != "me-south-1"]
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(action=action), "deny"))
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none", "--regions", ",".join(regions),
                    "--accounts", ",".join(callers))
@@ -295,7 +284,7 @@ def test_unreachable_region_gives_scan002(estate: Estate, clean: tuple[CliRun, l
     dead = "us-west-2"
     # A generous timeout: under load a healthy call must not time out; each stalled attempt costs it.
     fast_retries(monkeypatch, read_timeout=1.0 if fault == "stall" else None)
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(region=dead), fault, seconds=3.0))
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none")
         broken = proxy.seen("dropped" if fault == "drop" else "stalled")
@@ -438,7 +427,7 @@ def test_unexpected_shapes_never_crash(estate: Estate, clean: tuple[CliRun, list
     monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
     fast_retries(monkeypatch)
     caplog.set_level(logging.WARNING, logger="audit_bedrock")
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         run = scan(monkeypatch, proxy, tmp_path, "--fail-on", "none", "--save-facts", str(tmp_path / "facts.json"))
     assert mangled, "no response was mangled"
     assert run.rc in (0, 1, 3) and run.doc is not None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from audit_bedrock.reports.html import render
+from audit_bedrock.standin import estate
 from tests.conftest import load_json, run_cli, seed_demo
 from tests.report_samples import EVIL, HOSTILE, HOSTILE_MESSAGE, PROD, context, sample_result
 
@@ -185,27 +186,13 @@ def test_demo_estate_report_in_browser(moto_subprocess: str, tmp_path: Path, ope
 def seed_hostile_org(endpoint: str) -> dict[str, str]:
     """A small organization of our own (not the demo): member accounts and OUs whose names carry markup,
     one of them with logging to a bucket whose prefix carries markup too."""
-    import boto3
-
-    kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "x",
-                          "aws_secret_access_key": "x"}
-    org = boto3.client("organizations", **kw)
-    org.create_organization(FeatureSet="ALL")
-    root = org.list_roots()["Roots"][0]["Id"]
-    ou = org.create_organizational_unit(ParentId=root, Name="<b>Prod</b>")["OrganizationalUnit"]["Id"]
-    ids = {}
-    for name in (HOSTILE, "plain & simple"):
-        ids[name] = org.create_account(AccountName=name, Email="a@example.com")["CreateAccountStatus"]["AccountId"]
-        org.move_account(AccountId=ids[name], SourceParentId=root, DestinationParentId=ou)
-    creds = boto3.client("sts", **kw).assume_role(
-        RoleArn=f"arn:aws:iam::{ids[HOSTILE]}:role/OrganizationAccountAccessRole",
-        RoleSessionName="seed")["Credentials"]
-    member = {**kw, "aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-              "aws_session_token": creds["SessionToken"]}
-    boto3.client("s3", **member).create_bucket(Bucket="logs-bucket")
-    boto3.client("bedrock", **member).put_model_invocation_logging_configuration(loggingConfig={
-        "s3Config": {"bucketName": "logs-bucket", "keyPrefix": "<script>window.__xss=9</script>"},
-        "textDataDeliveryEnabled": True})
+    mgmt = estate.AccountClients(endpoint, {"aws_access_key_id": "x", "aws_secret_access_key": "x"})
+    org = estate.organization(mgmt, {"<b>Prod</b>": None})
+    ids = {name: org.add_account(name, "<b>Prod</b>", email="a@example.com") for name in (HOSTILE, "plain & simple")}
+    c = estate.assume(mgmt, ids[HOSTILE], "seed")
+    estate.bucket(c, "us-east-1", "logs-bucket")
+    estate.put_logging(c, "us-east-1", {**estate.s3_config("logs-bucket", "<script>window.__xss=9</script>"),
+                                        "textDataDeliveryEnabled": True})
     return ids
 
 

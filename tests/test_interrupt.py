@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from audit_bedrock.standin.proxy import Proxy, Rule, Seen, match
 from tests.conftest import cli_env, validate_findings
-from tests.faultproxy import DEMO_SCAN_REGIONS, Estate, FaultProxy, Rule, Seen, match, shared_demo_estate
+from tests.support import DEMO_SCAN_REGIONS, Estate, shared_demo_estate
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +27,14 @@ def estate(request: pytest.FixtureRequest) -> Estate:
     return shared_demo_estate(request.config)
 
 
-def start(proxy: FaultProxy, out: Path, *extra: str) -> subprocess.Popen[str]:
+def start(proxy: Proxy, out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "audit_bedrock", "--org", "--regions", ",".join(DEMO_SCAN_REGIONS), "--format",
          "json", "--output-dir", str(out), "--max-workers", "1", *extra],
         env=cli_env(proxy.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_until(proc: subprocess.Popen[str], proxy: FaultProxy, done: Callable[[list[Seen]], bool],
+def wait_until(proc: subprocess.Popen[str], proxy: Proxy, done: Callable[[list[Seen]], bool],
                timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not done(proxy.seen()):
@@ -70,7 +71,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 def test_ctrl_c_after_first_account_writes_what_was_scanned(estate: Estate, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(), "delay", seconds=0.05))
         proc = start(proxy, out)
         # One worker scans one account at a time: a second account on the wire means the first is done.
@@ -102,7 +103,7 @@ def test_ctrl_c_after_first_account_writes_what_was_scanned(estate: Estate, tmp_
 def test_ctrl_c_during_discovery_exits_130_quietly(estate: Estate, tmp_path: Path) -> None:
     """Interrupted before any account was scanned: exit 130, a one-line note, no traceback, no reports."""
     out = tmp_path / "out"
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(service="organizations"), "delay", seconds=30))
         proc = start(proxy, out)
         wait_until(proc, proxy, lambda seen: any(s.service == "sts" for s in seen))
@@ -118,7 +119,7 @@ def test_ctrl_c_during_discovery_exits_130_quietly(estate: Estate, tmp_path: Pat
 def test_second_ctrl_c_stops_at_once(estate: Estate, tmp_path: Path) -> None:
     """A second SIGINT while the accounts in flight are winding down: still exit 130 without a traceback."""
     out = tmp_path / "out"
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         proxy.add(Rule(match(), "delay", seconds=0.3))
         proc = start(proxy, out)
         wait_until(proc, proxy, lambda seen: len(member_accounts(seen)) >= 1)

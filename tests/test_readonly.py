@@ -12,15 +12,10 @@ from pathlib import Path
 import pytest
 
 from audit_bedrock import collectors
+from audit_bedrock.policy import iam_action
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import cli_env, validate_findings
-from tests.faultproxy import (
-    DEMO_SCAN_REGIONS,
-    Estate,
-    FaultProxy,
-    iam_action,
-    run_cli_inprocess,
-    shared_demo_estate,
-)
+from tests.support import DEMO_SCAN_REGIONS, Estate, run_cli_inprocess, shared_demo_estate
 
 READ_VERB = re.compile(r"^(Get|List|Describe|Head)[A-Z]")
 # The only non-read operations a scan may make: entering accounts and asking who the caller is.
@@ -101,14 +96,8 @@ def test_full_demo_scan_makes_only_reads(tmp_path: Path) -> None:
     assert ("sts", "AssumeRole") in ops and ("bedrock", "GetModelInvocationLoggingConfiguration") in ops
     # Every member-account call is covered by an action the collectors declare (the audit role's policy).
     declared = set(collectors.required_actions())
-    undeclared = sorted({iam_action(_signing(s), op) for s, op, _ in calls if s not in CALLER_SERVICES}
-                        - declared)
+    undeclared = sorted({iam_action(s, op) for s, op, _ in calls if s not in CALLER_SERVICES} - declared - {None})
     assert not undeclared, f"called but not declared in any collector's actions: {undeclared}"
-
-
-def _signing(service_name: str) -> str:
-    """botocore service name -> the proxy's signing-name vocabulary used by iam_action."""
-    return {"cloudwatch": "monitoring"}.get(service_name, service_name)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +108,7 @@ def estate(request: pytest.FixtureRequest) -> Estate:
 @pytest.mark.slow
 def test_wire_shows_only_reads(estate: Estate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Independent of the scanner's own hooks: what reached the network, seen by the proxy, is only reads."""
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         run = run_cli_inprocess(monkeypatch, proxy.url, ["--org", "--regions", ",".join(DEMO_SCAN_REGIONS),
                                                          "--format", "json", "-q", "-q"], tmp_path / "out")
         seen = proxy.seen()

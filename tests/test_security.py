@@ -17,8 +17,10 @@ import pytest
 from audit_bedrock import output
 from audit_bedrock.aws.redact import SecretFilter
 from audit_bedrock.reports import FORMATS
+from audit_bedrock.standin import estate as builders
+from audit_bedrock.standin.proxy import Proxy, Rule, match
 from tests.conftest import run_cli, validate_facts, validate_findings
-from tests.faultproxy import DEMO_SCAN_REGIONS, Estate, FaultProxy, Rule, match, seeded_estate, shared_demo_estate
+from tests.support import DEMO_SCAN_REGIONS, Estate, seeded_estate, shared_demo_estate
 
 # --- hostile strings from AWS ----------------------------------------------------------------------
 
@@ -36,50 +38,26 @@ MARKERS = {k: re.search(r"[a-z0-9]+-pwned", v).group(0) for k, v in PAYLOADS.ite
 
 def seed_hostile(endpoint: str) -> dict[str, str]:
     """An organization of our own whose names, prefixes and policy text carry markup."""
-    import boto3
-
-    kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "seed",
-                          "aws_secret_access_key": "seed"}
-    org = boto3.client("organizations", **kw)
-    org.create_organization(FeatureSet="ALL")
-    root = org.list_roots()["Roots"][0]["Id"]
-    ou = org.create_organizational_unit(ParentId=root, Name=PAYLOADS["ou"])["OrganizationalUnit"]["Id"]
-    ids = {}
-    for key in ("account", "account2"):
-        ids[key] = org.create_account(AccountName=PAYLOADS[key], Email=f"{key}@example.com")[
-            "CreateAccountStatus"]["AccountId"]
-        org.move_account(AccountId=ids[key], SourceParentId=root, DestinationParentId=ou)
-    creds = boto3.client("sts", **kw).assume_role(
-        RoleArn=f"arn:aws:iam::{ids['account']}:role/OrganizationAccountAccessRole", RoleSessionName="seed",
-    )["Credentials"]
-    member = {**kw, "aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-              "aws_session_token": creds["SessionToken"]}
-    acct = ids["account"]
-    iam = boto3.client("iam", **member)
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
-        "Service": "bedrock.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    iam.create_role(RoleName="BedrockLogs", AssumeRolePolicyDocument=json.dumps(trust))
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": f"arn:aws:logs:us-east-1:{acct}:log-group:{PAYLOADS['policy_group']}:*"}]}
-    iam.put_role_policy(RoleName="BedrockLogs", PolicyName="deliver", PolicyDocument=json.dumps(policy))
+    mgmt = builders.AccountClients(endpoint, {"aws_access_key_id": "seed", "aws_secret_access_key": "seed"})
+    org = builders.organization(mgmt, {PAYLOADS["ou"]: None})
+    ids = {key: org.add_account(PAYLOADS[key], PAYLOADS["ou"], email=f"{key}@example.com")
+           for key in ("account", "account2")}
+    c, acct = builders.assume(mgmt, ids["account"], "seed"), ids["account"]
+    deliver = builders.policy({"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                             "Resource": f"arn:aws:logs:us-east-1:{acct}:log-group:{PAYLOADS['policy_group']}:*"})
+    role = builders.delivery_role(c, "BedrockLogs", builders.trust(None), inline=deliver)
     # An orphaned role too (BIL-010): its policy text names the hostile group.
-    iam.create_role(RoleName="LeftOver", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName="LeftOver", PolicyName="deliver", PolicyDocument=json.dumps(policy))
-    s3 = boto3.client("s3", **member)
-    s3.create_bucket(Bucket="hostile-large-data")
+    builders.delivery_role(c, "LeftOver", builders.trust(None), inline=deliver)
+    builders.bucket(c, "us-east-1", "hostile-large-data")
     # us-east-1: CloudWatch to a log group that does not exist, through a role whose policy targets another.
-    boto3.client("bedrock", **member).put_model_invocation_logging_configuration(loggingConfig={
-        "cloudWatchConfig": {"logGroupName": PAYLOADS["log_group"], "roleArn": f"arn:aws:iam::{acct}:role/BedrockLogs",
-                             "largeDataDeliveryS3Config": {"bucketName": "hostile-large-data",
-                                                           "keyPrefix": PAYLOADS["large_prefix"]}},
+    builders.put_logging(c, "us-east-1", {
+        "cloudWatchConfig": builders.cloudwatch_config(PAYLOADS["log_group"], role,
+                                                     ("hostile-large-data", PAYLOADS["large_prefix"])),
         "textDataDeliveryEnabled": True, "imageDataDeliveryEnabled": False})
     # us-west-2: S3 with a hostile prefix and no bucket policy.
-    s3w = boto3.client("s3", **{**member, "region_name": "us-west-2"})
-    s3w.create_bucket(Bucket="hostile-logs-west", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    boto3.client("bedrock", **{**member, "region_name": "us-west-2"}).put_model_invocation_logging_configuration(
-        loggingConfig={"s3Config": {"bucketName": "hostile-logs-west", "keyPrefix": PAYLOADS["prefix"]},
-                       "textDataDeliveryEnabled": True})
+    builders.bucket(c, "us-west-2", "hostile-logs-west")
+    builders.put_logging(c, "us-west-2", {**builders.s3_config("hostile-logs-west", PAYLOADS["prefix"]),
+                                        "textDataDeliveryEnabled": True})
     return ids
 
 
@@ -179,7 +157,7 @@ def _all_text(root: Path) -> str:
 def test_credentials_never_written(estate: Estate, tmp_path: Path, fault: str | None) -> None:
     """A canary secret key and session token (and the keys AssumeRole mints) appear in no report, facts
     file, log line (-vvv, botocore's debug logging included) or error message."""
-    with FaultProxy(estate.endpoint) as proxy:
+    with Proxy(estate.endpoint) as proxy:
         if fault == "deny-assume":
             proxy.add(Rule(match(assume_role_into=estate.ids["data-science"]), "deny"))
         elif fault == "drop-twice":  # transient: botocore logs the connection errors and retries them
