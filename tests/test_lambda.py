@@ -88,7 +88,7 @@ def test_s3_writer_refuses_a_key_less_url() -> None:
 # ----------------------------------------------------------------------------------- handler contracts
 
 def test_report_files_are_the_renderers_files() -> None:
-    assert tuple(FORMATS[f][0] for f in aws_lambda.REPORT_FORMATS.split(",")) == aws_lambda.REPORT_FILES
+    assert tuple(FORMATS[f][0] for f in aws_lambda.REPORT_FORMATS) == aws_lambda.REPORT_FILES
 
 
 @pytest.mark.parametrize(("event", "message"), [

@@ -1,9 +1,9 @@
-"""The collector registry: which collectors run, in order, and the IAM actions they declare."""
+"""The collector registry: which collectors run, in order, and the IAM actions they declare.
+
+Collectors only read: the derived facts (policy analysis) are a later stage, audit_bedrock.derive.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 from audit_bedrock.collectors.base import AccountCollector, RegionCollector
 from audit_bedrock.collectors.iam import IamCollector
@@ -12,7 +12,6 @@ from audit_bedrock.collectors.logging_config import LoggingConfigCollector
 from audit_bedrock.collectors.logs import LogGroupCollector
 from audit_bedrock.collectors.metrics import UsageCollector
 from audit_bedrock.collectors.s3 import BucketCollector
-from audit_bedrock.derive import derive
 
 # The Bedrock logging configuration comes first: when it cannot be read the region is an error.
 PRIMARY = LoggingConfigCollector()
@@ -21,8 +20,6 @@ REGION_COLLECTORS: tuple[RegionCollector, ...] = (LogGroupCollector(), BucketCol
                                                   UsageCollector())
 # IAM is global: read once per account, after every region named its delivery role.
 ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = (IamCollector(),)
-# Derivers run last on the whole account document and add derived facts (policy analysis).
-DERIVERS: tuple[Callable[[dict[str, Any]], None], ...] = (derive,)
 
 # Discovery's own reads, in the member account.
 DISCOVERY_ACTIONS: tuple[str, ...] = ("ec2:DescribeRegions",)
