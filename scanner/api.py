@@ -36,25 +36,31 @@ from audit_bedrock.model import SEVERITY_RANK, Coverage, Finding, ScanMeta, Scan
 from audit_bedrock.output import S3Writer, join, write_atomic, write_output
 from audit_bedrock.reports import FORMATS, RenderContext, renderer
 from audit_bedrock.reports.summary import render_summary
+from audit_bedrock.run_defaults import (
+    DEFAULT_FORMATS,
+    DEFAULT_OUTPUT_DIR,
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from audit_bedrock.shard import shard_of
 
 log = logging.getLogger("audit_bedrock")
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK",
+           "EXIT_USAGE", "OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
+           "Settings", "catalog_rules", "catalog_text", "check_formats", "evaluate_facts", "evaluate_saved",
+           "exit_code", "known_regions", "load_settings", "merge_results", "parse_regions", "policy_text",
+           "read_baseline", "run", "scan", "write_reports"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_FORMATS: tuple[str, ...] = ("json", "html", "sarif")
-DEFAULT_OUTPUT_DIR = "audit-bedrock-report"
 FailOn = Literal["critical", "high", "medium", "low", "none"]
 Regions = tuple[str, ...] | Literal["all"] | None
 
 
-def split_csv(value: str) -> list[str]:
-    """'a, b,,c' -> ['a', 'b', 'c']."""
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def parse_regions(value: str) -> Regions:
     """A --regions value: 'all', or a comma-separated list (validated by load_settings)."""
-    return "all" if value.strip() == "all" else tuple(split_csv(value))
+    return "all" if value.strip() == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 # ---------------------------------------------------------------------------------------------- options

@@ -15,14 +15,21 @@ from typing import TYPE_CHECKING
 
 from audit_bedrock import __version__
 from audit_bedrock.errors import UsageError
+from audit_bedrock.run_defaults import (  # the exit codes are re-exported: callers import them from here too
+    DEFAULT_FORMATS,
+    DEFAULT_OUTPUT_DIR,
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from audit_bedrock.shard import parse_shard
 
 if TYPE_CHECKING:
     from audit_bedrock.api import RunOptions, ScanOptions
 
-# The exit codes live in the API; importable from here too. Literal copies keep --help from importing the API.
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_FORMATS = "json,html,sarif"
+__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 
 
@@ -73,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--explain", metavar="RULE_ID", help="print one rule's rationale and remediation")
     out = p.add_argument_group("output")
     out.add_argument("--format", default=None, metavar="json,html,sarif",
-                     help=f"report formats (default {DEFAULT_FORMATS})")
-    out.add_argument("--output-dir", default="audit-bedrock-report", metavar="DIR")
+                     help=f"report formats (default {','.join(DEFAULT_FORMATS)})")
+    out.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR")
     out.add_argument("--fail-on", choices=("critical", "high", "medium", "low", "none"), default=None,
                      help="exit 1 when an open finding is at or above this severity (default high)")
     out.add_argument("--baseline", metavar="FILE", help="a previous findings.json to diff against")
@@ -135,8 +142,9 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
     scope = ScopeOptions(org=ns.org, accounts=tuple(ns.accounts or ()), exclude_accounts=tuple(ns.exclude_accounts),
                          ous=tuple(ns.ou), regions=parse_regions(ns.regions) if ns.regions else None,
                          shard=ns.shard)
-    output = OutputOptions(formats=tuple(_csv(ns.format or DEFAULT_FORMATS)), output_dir=ns.output_dir,
-                           baseline=ns.baseline, fail_on_new=ns.fail_on_new, save_facts=ns.save_facts,
+    output = OutputOptions(formats=tuple(_csv(ns.format)) if ns.format else DEFAULT_FORMATS,
+                           output_dir=ns.output_dir, baseline=ns.baseline, fail_on_new=ns.fail_on_new,
+                           save_facts=ns.save_facts,
                            progress=ns.quiet == 0, summary=ns.quiet < 2)
     return RunOptions(scope=scope, scan=scan_options(ns), output=output, from_facts=ns.from_facts,
                       merge=tuple(ns.merge or ()))

@@ -87,7 +87,6 @@ def test_exit_codes_are_the_apis() -> None:
     assert (cli.EXIT_OK, cli.EXIT_FINDINGS, cli.EXIT_USAGE, cli.EXIT_INCOMPLETE, cli.EXIT_INTERRUPTED) \
         == (api.EXIT_OK, api.EXIT_FINDINGS, api.EXIT_USAGE, api.EXIT_INCOMPLETE, api.EXIT_INTERRUPTED) \
         == (0, 1, 2, 3, 130)
-    assert cli.DEFAULT_FORMATS.split(",") == list(api.DEFAULT_FORMATS)
 
 
 @pytest.mark.parametrize("cls", [api.RunOptions, api.ScopeOptions, api.ScanOptions, api.OutputOptions])
