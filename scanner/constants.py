@@ -24,3 +24,8 @@ DATA_TYPE_FLAGS: dict[str, str] = {
     "audio": "audioDataDeliveryEnabled",
 }
 DATA_TYPES: tuple[str, ...] = tuple(DATA_TYPE_FLAGS)
+
+# Exit codes (README "Exit codes") and run defaults, shared by the CLI and the core API.
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_FORMATS: tuple[str, ...] = ("json", "html", "sarif")
+DEFAULT_OUTPUT_DIR = "audit-bedrock-report"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 
+from audit_bedrock.api import RunOptions, run
 from audit_bedrock.errors import UsageError
 from audit_bedrock.standin import server
 from audit_bedrock.standin.estate import DEMO_REGIONS, DEMO_SKIPPED_REGION, MEMBER_ROLE
@@ -56,19 +57,17 @@ def demo_config_path() -> str:
     return str(resources.files("audit_bedrock") / "demo-config.yaml")
 
 
-def run_demo(ns: argparse.Namespace) -> int:
-    """Seed the demo organization and scan it through the --org code path."""
-    from audit_bedrock.cli import execute
-
-    if ns.from_facts:
+def run_demo(options: RunOptions) -> int:
+    """Seed the demo organization and scan it through the --org code path (api.run)."""
+    if options.from_facts:
         raise UsageError("--demo and --from-facts cannot be combined")
+    if options.merge:
+        raise UsageError("--merge combines finished results; it cannot be combined with --demo")
     with moto_server() as endpoint, _demo_environment(endpoint):
         ids = seed(endpoint)
         print(f"audit-bedrock demo: seeded {len(ids)} accounts on a local AWS stand-in at {endpoint}",
               file=sys.stderr)
-        ns.org = True
-        if not ns.config:
-            ns.config = demo_config_path()
-        if not ns.regions:
-            ns.regions = ",".join((*DEMO_REGIONS, DEMO_SKIPPED_REGION))
-        return execute(ns)
+        scope = replace(options.scope, org=True,
+                        regions=options.scope.regions or (*DEMO_REGIONS, DEMO_SKIPPED_REGION))
+        scan = replace(options.scan, config=options.scan.config or demo_config_path())
+        return run(replace(options, scope=scope, scan=scan))

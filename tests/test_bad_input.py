@@ -11,6 +11,7 @@ import pytest
 
 from audit_bedrock.cli import main
 from audit_bedrock.engine import default_rules_dir
+from audit_bedrock.facts import FACTS_VERSION
 from tests.conftest import run_cli
 
 # Any case that wrongly got as far as scanning would hit this closed port and fail differently.
@@ -44,7 +45,7 @@ def rule_text(**changes: object) -> str:
 
 
 def facts_text(accounts: object = None, scan: object = None, **top: object) -> str:
-    doc = {"format": "audit-bedrock-facts", "version": 1,
+    doc = {"format": "audit-bedrock-facts", "version": FACTS_VERSION,
            "scan": {"regions": ["us-east-1"], "caller_account": "111111111111"} if scan is None else scan,
            "accounts": [] if accounts is None else accounts, **top}
     return json.dumps(doc)
@@ -207,8 +208,14 @@ CASES = [
                  id="facts-a-list"),
     pytest.param(Case({"facts.json": json.dumps({"schema_version": 1, "findings": []})}, FACTS,
                       ["{tmp}/facts.json", "not an audit-bedrock facts file"]), id="facts-is-a-findings-file"),
-    pytest.param(Case({"facts.json": facts_text(version=2)}, FACTS,
-                      ["{tmp}/facts.json", "unsupported facts version 2"]), id="facts-future-version"),
+    pytest.param(Case({"facts.json": facts_text(version=FACTS_VERSION + 1)}, FACTS,
+                      ["{tmp}/facts.json", f"unsupported facts version {FACTS_VERSION + 1}"]),
+                 id="facts-future-version"),
+    pytest.param(Case({"facts.json": facts_text(version=0)}, FACTS,
+                      ["{tmp}/facts.json", "unsupported facts version 0"]),
+                 id="facts-version-0"),
+    pytest.param(Case({"facts.json": facts_text(version=True)}, FACTS,
+                      ["{tmp}/facts.json", "unsupported facts version True"]), id="facts-version-a-bool"),
     pytest.param(Case({"facts.json": facts_text(accounts={"a": 1})}, FACTS,
                       ["{tmp}/facts.json", "'accounts' a list"]), id="facts-accounts-not-list"),
     pytest.param(Case({"facts.json": facts_text(accounts=[{"regions": []}])}, FACTS,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from audit_bedrock.cli import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, build_parser, finish, main
+from audit_bedrock.api import OutputOptions, RunOptions, Settings, exit_code, write_reports
+from audit_bedrock.cli import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
 from audit_bedrock.config import Config
 from audit_bedrock.engine import load_rules
 from audit_bedrock.findings import apply_baseline
@@ -45,10 +45,16 @@ def test_apply_baseline(before: list[str], now: list[str], marks: dict[str, str]
     assert [f.resource.rsplit(":", 1)[1] for f in gone] == fixed
 
 
-def _ns(out: Path, base: Path, fail_on_new: bool) -> argparse.Namespace:
-    """Flags as the real parser builds them."""
-    return build_parser().parse_args(["--output-dir", str(out), "--baseline", str(base),
-                                      *(["--fail-on-new"] if fail_on_new else [])])
+def finish(out: Path, base: Path, fail_on_new: bool, cfg: Config, result: ScanResult, formats: tuple[str, ...]
+           ) -> int:
+    """Write the reports of `result` against the baseline file `base`, as a run does; the exit code."""
+    from audit_bedrock.findings import load_baseline
+
+    options = RunOptions(output=OutputOptions(formats=formats, output_dir=str(out), baseline=str(base),
+                                              fail_on_new=fail_on_new))
+    settings = Settings(cfg, tuple(load_rules([])))
+    report = write_reports(result, settings, options, load_baseline(str(base)))
+    return exit_code(report.result, settings, new_only=fail_on_new)
 
 
 def _write_baseline(path: Path, result: ScanResult, drop: tuple[str, ...] = ()) -> Path:
@@ -68,14 +74,10 @@ def _write_baseline(path: Path, result: ScanResult, drop: tuple[str, ...] = ()) 
 def test_fail_on_new_exit_codes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             dropped: tuple[str, ...], fail_on: str, fail_on_new: bool,
                                             code: int, new: int) -> None:
-    from audit_bedrock.findings import load_baseline
-
     result = complete_result()
     base = _write_baseline(tmp_path / "base.json", result, dropped)
     out = tmp_path / "out"
-    ns = _ns(out, base, fail_on_new)
-    rules = load_rules([])
-    rc = finish(ns, Config(fail_on=fail_on), rules, result, ["json", "html", "sarif"], load_baseline(str(base)), None)
+    rc = finish(out, base, fail_on_new, Config(fail_on=fail_on), result, ("json", "html", "sarif"))
     assert rc == code
     stdout = capsys.readouterr().out
     assert f"vs baseline    {new} new, " in stdout
@@ -92,15 +94,12 @@ def test_fail_on_new_exit_codes_and_reports(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_fixed_findings_reach_json_html_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from audit_bedrock.findings import load_baseline
-
     before = complete_result()
     gone = _by_rule(before, "BIL-004")
     now = replace(before, findings=tuple(f for f in before.findings if f.id != gone.id))
     base = _write_baseline(tmp_path / "base.json", before)
     out = tmp_path / "out"
-    ns = _ns(out, base, True)
-    assert finish(ns, Config(), load_rules([]), now, ["json", "html"], load_baseline(str(base)), None) == EXIT_OK
+    assert finish(out, base, True, Config(), now, ("json", "html")) == EXIT_OK
     assert [f["id"] for f in load_json(out / "findings.json")["fixed"]] == [gone.id]
     rows = parse_html((out / "report.html").read_text()).by_id("fixed").find_all("tr", cls="fixed-finding")
     assert [r.find("code").text() for r in rows] == [gone.resource]

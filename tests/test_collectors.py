@@ -1,7 +1,7 @@
 """Collectors and derived facts on mock_aws, per resource kind, in member accounts entered by AssumeRole.
 
-Each case seeds one member account, scans it through Scanner.scan_account (the real collector, deriver and
-rule path), and checks the facts, the rules that fire, and the AWS calls made. AccessDenied is injected with
+Each case seeds one member account, scans it through Scanner.scan_account (the real collectors), then derive()
+and the rules, and checks the facts, the rules that fire, and the AWS calls made. AccessDenied is injected with
 a botocore before-call hook on each collector's operations: it must yield SCAN-003, never a pass.
 """
 
@@ -21,6 +21,7 @@ from moto import mock_aws
 from audit_bedrock.aws.clients import Sessions
 from audit_bedrock.collectors import REGION_COLLECTORS, required_actions
 from audit_bedrock.config import Config
+from audit_bedrock.derive import derive
 from audit_bedrock.discovery import Estate
 from audit_bedrock.engine import Evaluator, RawResult, load_rules
 from audit_bedrock.model import Account
@@ -185,7 +186,7 @@ def scan(member: Member, *hooks: Callable[..., None], regions: tuple[str, ...] =
     acct = Account(member.id, "member")
     plan = ScanPlan(Estate(None, CALLER, (acct,)), regions, ROLE, None, 1,
                     settings={"usage_lookback_days": cfg.usage_lookback_days})
-    account_doc = Scanner(sessions, plan).scan_account(acct)
+    account_doc = derive(Scanner(sessions, plan).scan_account(acct))  # collection, then derivation
     assert account_doc["status"] == "scanned", account_doc.get("reason")
     validate_facts(account_doc)  # every collected and derived fact is in the vocabulary, with its type
     results = Evaluator(RULES, cfg.rule_params()).evaluate_account(account_doc)

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from audit_bedrock.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
+from audit_bedrock.derive import derive
 from audit_bedrock.facts import FACTS_FORMAT, FACTS_VERSION
 
 ACCT = "111111111111"
@@ -24,38 +25,59 @@ REGION = "us-east-1"
 GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCT}:log-group:/bedrock/invocations"
 
 
+ROLE_ARN = f"arn:aws:iam::{ACCT}:role/r"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCT}:key/k"
+SOURCE = {"StringEquals": {"aws:SourceAccount": ACCT},
+          "ArnLike": {"aws:SourceArn": f"arn:aws:bedrock:{REGION}:{ACCT}:*"}}
+
+
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
 def region_doc() -> dict[str, Any]:
-    """One region's facts after collection and derivation: CloudWatch + S3, all healthy but 30-day retention."""
+    """One region's raw facts (as collected; --from-facts derives the rest): CloudWatch + S3, all healthy but
+    30-day retention. Shapes as the collectors write them (collectors/s3.py, logs.py, logging_config.py)."""
     bucket = {"name": "team-scratch", "arn": "arn:aws:s3:::team-scratch", "exists": True, "region": REGION,
-              "uses": [{"destination": "s3", "prefix": "bedrock"}], "bedrock_can_put": True, "explicit_deny": False,
-              "public": False, "public_policy_statements": [], "acls_enabled": False, "sse_kms": True,
-              "has_expiring_lifecycle": True, "log_prefixes": [f"bedrock/AWSLogs/{ACCT}/BedrockModelInvocationLogs/"]}
+              "uses": [{"destination": "s3", "prefix": "bedrock"}],
+              "policy": policy({"Effect": "Allow", "Principal": {"Service": "bedrock.amazonaws.com"},
+                                "Action": "s3:PutObject", "Condition": SOURCE,
+                                "Resource": f"arn:aws:s3:::team-scratch/bedrock/AWSLogs/{ACCT}/*"}),
+              "public_access_block": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                                      "RestrictPublicBuckets": True},
+              "object_ownership": "BucketOwnerEnforced", "acl": None,
+              "encryption": {"algorithm": "aws:kms", "kms_key_id": KEY_ARN, "bucket_key_enabled": True},
+              "lifecycle_rules": [{"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": "bedrock/"},
+                                   "Expiration": {"Days": 400}}]}
     return {
         "account_id": ACCT, "region": REGION, "status": "scanned",
         "logging": {"enabled": True, "destinations": ["cloudwatch", "s3"], "large_data_s3": False,
                     "data_types": {"text": True, "image": False, "embedding": False, "video": False, "audio": False},
                     "s3": {"bucket": "team-scratch", "prefix": "bedrock"},
-                    "cloudwatch": {"log_group": "/bedrock/invocations", "role_arn": f"arn:aws:iam::{ACCT}:role/r",
-                                   "large_data": None}},
+                    "cloudwatch": {"log_group": "/bedrock/invocations", "role_arn": ROLE_ARN, "large_data": None}},
         "log_group": {"name": "/bedrock/invocations", "arn": GROUP_ARN, "exists": True, "retention_days": 30,
-                      "kms_key_id": "arn:aws:kms:us-east-1:111111111111:key/k"},
-        "delivery_role": {"arn": f"arn:aws:iam::{ACCT}:role/r", "exists": True, "trusts_bedrock": True,
-                          "confused_deputy_guarded": True, "can_write_log_group": True},
+                      "kms_key_id": KEY_ARN},
         "buckets": [bucket], "kms_keys": [], "usage": None,
-        "destinations": [
-            {"kind": "log_group", "name": "/bedrock/invocations", "arn": GROUP_ARN, "account": ACCT, "exists": True,
-             "encrypted_kms": True},
-            {"kind": "bucket", "name": "team-scratch", "arn": "arn:aws:s3:::team-scratch", "account": ACCT,
-             "exists": True, "encrypted_kms": True, "encryption": "aws:kms"}],
     }
+
+
+def delivery_role() -> dict[str, Any]:
+    """The IAM collector's record of the delivery role (collectors/iam.py): guarded trust, least privilege."""
+    trust = policy({"Effect": "Allow", "Principal": {"Service": "bedrock.amazonaws.com"}, "Action": "sts:AssumeRole",
+                    "Condition": SOURCE})
+    write = policy({"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": f"{GROUP_ARN}:log-stream:aws/bedrock/modelinvocations"})
+    return {"arn": ROLE_ARN, "name": "r", "exists": True, "trust_policy": trust,
+            "inline_policies": [{"name": "logs", "document": write}], "attached_policies": [],
+            "permissions_boundary": None}
 
 
 @pytest.fixture
 def facts(tmp_path: Path) -> Path:
     account = {"account_id": ACCT, "account_name": "team", "ou_path": "Root", "status": "scanned", "reason": "",
                "regions": [region_doc()], "scanned_regions": [REGION],
-               "iam": {"roles": {}, "unreferenced_bedrock_roles": [], "scanned_regions": [REGION],
-                       "unread_regions": [], "regions_subset": True}}
+               "iam": {"roles": {ROLE_ARN: delivery_role()}, "unreferenced_bedrock_roles": [],
+                       "scanned_regions": [REGION], "unread_regions": [], "regions_subset": True}}
     path = tmp_path / "facts.json"
     path.write_text(json.dumps({"format": FACTS_FORMAT, "version": FACTS_VERSION, "accounts": [account],
                                 "scan": {"caller_account": ACCT, "regions": [REGION]}}))
@@ -76,6 +98,32 @@ def run(tmp_path: Path, facts: Path, config: str | None, *extra: str) -> tuple[i
 
 def rules_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{f['rule_id']}@{f['resource'].rsplit(':', 1)[-1]}": f for f in doc["findings"]}
+
+
+def test_the_fixture_derives_to_a_healthy_region(facts: Path) -> None:
+    """The raw fixture means what the cases assume: every derived answer about the delivery path is good."""
+    region = derive(json.loads(facts.read_text())["accounts"][0])["regions"][0]
+    bucket = region["buckets"][0]
+    assert (bucket["bedrock_can_put"], bucket["public"], bucket["acls_enabled"], bucket["sse_kms"],
+            bucket["has_expiring_lifecycle"]) == (True, False, False, True, True)
+    role = region["delivery_role"]
+    assert (role["trusts_bedrock"], role["confused_deputy_guarded"], role["can_write_log_group"]) == (True, True, True)
+
+
+def test_replay_uses_the_current_analyzer(tmp_path: Path, facts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--from-facts derives again: an analyzer that now answers differently changes the replayed findings."""
+    from audit_bedrock import derive as derive_module
+
+    real = derive_module.derive_bucket
+
+    def stricter(bucket: dict[str, Any], account_id: str, region: str) -> None:
+        real(bucket, account_id, region)
+        bucket["bedrock_can_put"] = False  # as if a fixed analyzer found the policy does not let Bedrock write
+
+    _, before = run(tmp_path / "before", facts, None)
+    monkeypatch.setattr(derive_module, "derive_bucket", stricter)
+    _, after = run(tmp_path / "after", facts, None)
+    assert set(rules_of(after)) - set(rules_of(before)) == {"BIL-012@team-scratch"}
 
 
 CASES = [

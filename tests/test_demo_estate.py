@@ -12,7 +12,9 @@ import pytest
 
 from audit_bedrock.cli import main
 from audit_bedrock.demo import DEMO_REGIONS, DEMO_SKIPPED_REGION, demo_config_path
+from audit_bedrock.derive import derive
 from audit_bedrock.engine import load_rules
+from audit_bedrock.facts import FACTS_VERSION
 from tests.conftest import run_cli, seed_demo, validate_facts, validate_findings
 
 pytestmark = pytest.mark.slow
@@ -112,10 +114,13 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
     assert "identical AWS request" not in caplog.text  # no request was made twice
     doc = json.loads((out / "findings.json").read_text())
     check(doc, names)
+    # Facts behind a few findings: exact-name log group match, and the compliant account's derived facts
+    # (the file holds the raw facts: derived ones are recomputed, as --from-facts does).
     saved = json.loads((tmp_path / "facts.json").read_text())
     validate_facts(saved)  # the whole file: every account and region document, in the vocabulary's types
-    # Facts behind a few findings: exact-name log group match, and the compliant account's derived facts.
-    facts = {a["account_id"]: a for a in saved["accounts"]}
+    assert saved["version"] == FACTS_VERSION
+    assert all("delivery_role" not in r for a in saved["accounts"] for r in a["regions"])
+    facts = {a["account_id"]: derive(a) for a in saved["accounts"]}
     pay = {r["region"]: r for r in facts[ids["payments-prod"]]["regions"]}
     assert pay["us-west-2"]["log_group"]["exists"] is False
     sec = {r["region"]: r for r in facts[ids["security-tooling"]]["regions"]}

@@ -254,8 +254,62 @@ def test_unknown_encryption_adds_a_placeholder_key_for_bil_019() -> None:
                "regions": [{"account_id": ACCT, "region": REGION, "status": "scanned",
                             "logging": {"enabled": True}, "log_group": None,
                             "buckets": [bucket(encryption=enc_gap)], "kms_keys": []}]}
-    derive(account)
+    account = derive(account)
     keys = account["regions"][0]["kms_keys"]
     assert len(keys) == 1 and keys[0]["unknown"] and keys[0]["enabled"] == enc_gap
     assert keys[0]["arn"] == "arn:aws:s3:::b"
     assert account["regions"][0]["destinations"][0]["encrypted_kms"] == enc_gap
+
+
+# ---------------------------------------------------------------------------------------------- purity
+
+def account_with(**region: Any) -> dict[str, Any]:
+    """A raw account document (as the collectors leave it) with one scanned region carrying `region`."""
+    role_arn = f"arn:aws:iam::{ACCT}:role/logs"
+    trust = pol(stmt(Principal={"Service": BEDROCK}, Action="sts:AssumeRole", Condition=GUARD))
+    write = pol(stmt(Action=["logs:CreateLogStream", "logs:PutLogEvents"], Resource="*"))
+    iam = {"roles": {role_arn: {"arn": role_arn, "name": "logs", "exists": True, "trust_policy": trust,
+                                "inline_policies": [{"name": "w", "document": write}], "attached_policies": [],
+                                "permissions_boundary": None}},
+           "unreferenced_bedrock_roles": [{"arn": f"arn:aws:iam::{ACCT}:role/old", "name": "old",
+                                           "trust_policy": trust, "inline_policies": [{"name": "w",
+                                                                                       "document": write}],
+                                           "attached_policies": [],
+                                           "target_log_groups": [{"name": "/gone", "exists": False}]}]}
+    rdoc = {"account_id": ACCT, "region": REGION, "status": "scanned",
+            "logging": {"enabled": True, "cloudwatch": {"log_group": "/bedrock/inv", "role_arn": role_arn}},
+            "log_group": {"name": "/bedrock/inv", "arn": "arn:aws:logs:us-east-1:111111111111:log-group:/bedrock/inv",
+                          "exists": True, "kms_key_id": None},
+            "buckets": [bucket()], "kms_keys": [], **region}
+    skipped = {"account_id": ACCT, "region": "eu-west-1", "status": "skipped", "reason": "not enabled"}
+    return {"account_id": ACCT, "status": "scanned", "iam": iam, "regions": [rdoc, skipped]}
+
+
+KEY = {"ref": "k", "arn": f"arn:aws:kms:{REGION}:{ACCT}:key/k", "exists": True, "state": "Enabled",
+       "policy": pol(stmt(Principal={"Service": BEDROCK}, Action="kms:GenerateDataKey", Resource="*")),
+       "used_by": [{"kind": "bucket", "name": "b"}]}
+PURITY_CASES = [
+    pytest.param(account_with(), id="bucket-role-unreferenced-role"),
+    pytest.param(account_with(kms_keys=[KEY]), id="bucket-key"),
+    pytest.param(account_with(kms_keys=[{**KEY, "exists": False, "state": None}]), id="missing-key"),
+    pytest.param(account_with(buckets=[bucket(encryption=gap("s3:GetEncryptionConfiguration", "AccessDenied"))]),
+                 id="unknown-encryption-placeholder"),
+    pytest.param(account_with(buckets=[bucket(exists=False)]), id="deleted-bucket"),
+    pytest.param({**account_with(), "iam": gap("iam:GetRole", "AccessDenied")}, id="iam-gap"),
+]
+
+
+@pytest.mark.parametrize("raw", PURITY_CASES)
+def test_derive_is_pure_and_idempotent(raw: dict[str, Any]) -> None:
+    before = copy.deepcopy(raw)
+    once = derive(raw)
+    assert raw == before, "derive() changed its input"
+    assert once != raw and "destinations" in once["regions"][0]  # it did derive something
+    assert derive(once) == once, "derive() on its own output changed it"
+    assert derive(copy.deepcopy(raw)) == once  # and it depends on the input only
+
+
+def test_a_derived_document_keeps_one_placeholder_per_unknown_key() -> None:
+    raw = account_with(buckets=[bucket(encryption=gap("s3:GetEncryptionConfiguration", "AccessDenied"))])
+    twice = derive(derive(raw))
+    assert [k["unknown"] for k in twice["regions"][0]["kms_keys"]] == [True]

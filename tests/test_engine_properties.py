@@ -153,7 +153,7 @@ def test_arbitrary_facts_never_crash_the_engine(doc: dict[str, Any]) -> None:
 def test_any_facts_file_is_rejected_or_reported(tmp_path_factory: pytest.TempPathFactory,
                                                 accounts: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     """A facts file is either refused with a usage error (exit 2) or yields a schema-valid findings.json."""
-    from audit_bedrock.cli import _evaluate_saved
+    from audit_bedrock.api import Settings, evaluate_facts
     from audit_bedrock.facts import load_facts
     from audit_bedrock.reports import RenderContext, renderer
 
@@ -169,7 +169,7 @@ def test_any_facts_file_is_rejected_or_reported(tmp_path_factory: pytest.TempPat
         doc = load_facts(str(path))
     except UsageError:
         return
-    result = _evaluate_saved(doc, Config(), RULES)
+    result = evaluate_facts(doc, Settings(Config(), tuple(RULES)))
     out = json.loads(renderer("json")(result, RenderContext(catalog={r.id: r.to_catalog() for r in RULES})))
     validate_findings(out)
 

@@ -88,7 +88,7 @@ def test_s3_writer_refuses_a_key_less_url() -> None:
 # ----------------------------------------------------------------------------------- handler contracts
 
 def test_report_files_are_the_renderers_files() -> None:
-    assert tuple(FORMATS[f][0] for f in aws_lambda.REPORT_FORMATS.split(",")) == aws_lambda.REPORT_FILES
+    assert tuple(FORMATS[f][0] for f in aws_lambda.REPORT_FORMATS) == aws_lambda.REPORT_FILES
 
 
 @pytest.mark.parametrize(("event", "message"), [
@@ -130,6 +130,28 @@ def test_handlers_need_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(aws_lambda.ENV_BUCKET, raising=False)
     with pytest.raises(aws_lambda.HandlerError, match=aws_lambda.ENV_BUCKET):
         aws_lambda.shard_handler({"run_id": "r", "shard": 1, "shard_count": 1}, None)
+
+
+@pytest.mark.parametrize(("env", "value", "message"), [
+    pytest.param(aws_lambda.ENV_REGIONS, "us-east-1,mars-1", "--regions: unknown region 'mars-1'", id="bad-region"),
+    pytest.param(aws_lambda.ENV_REGIONS, " , ", "--regions", id="empty-region-list"),
+])
+def test_a_config_error_fails_the_task_before_any_scan(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
+                                                      message: str) -> None:
+    """The handler's options come from its environment; a bad value is a HandlerError (exit 2), nothing scanned."""
+    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+    monkeypatch.setenv(env, value)
+    with pytest.raises(aws_lambda.HandlerError, match=message):
+        aws_lambda.shard_handler({"run_id": "r", "shard": 1, "shard_count": 1}, None)
+
+
+def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env, value in ((aws_lambda.ENV_ROLE_NAME, "AuditRole"), (aws_lambda.ENV_EXTERNAL_ID, " x-1 "),
+                       (aws_lambda.ENV_REGIONS, "all")):
+        monkeypatch.setenv(env, value)
+    options = aws_lambda.scan_options()
+    assert (options.scan.role_name, options.scan.external_id, options.scan.fail_on, options.scope.regions) \
+        == ("AuditRole", "x-1", "none", "all")
 
 
 @pytest.mark.parametrize(("version", "ok"), [

@@ -188,6 +188,7 @@ def _check_merge(endpoint: str, tmp_path: Path, count: int, common: list[str], f
         out = tmp_path / f"shard{k}"
         proc = run_cli(["--org", *common, "--shard", f"{k}/{count}", "--output-dir", str(out)], endpoint)
         assert proc.returncode in (0, 1, 3), proc.stderr
+        assert (out / "findings.json").is_file(), f"exit {proc.returncode} without a report: {proc.stderr[-3000:]}"
         doc = load_json(out / "findings.json")
         validate_findings(doc)
         assert doc["scan"]["shard"] == {"index": k, "count": count}
