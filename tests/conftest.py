@@ -15,6 +15,8 @@ import pytest
 
 from audit_bedrock.standin import estate, server
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -4,7 +4,7 @@ Every builder takes a `Clients` (a callable `(service, region) -> botocore clien
 and creates exactly what its docstring says. Two estates are made of them:
 
 - `seed_demo`: the demo organization (`audit-bedrock --demo`, and most end-to-end tests); every catalog
-  rule but SCAN-001/SCAN-002 fires in it, and tests/test_demo_estate.py pins the exact set;
+  rule but SCAN-001/SCAN-002 fires in it, and tests/e2e/test_demo_estate.py pins the exact set;
 - `seed_bench`: the benchmark's N-account organization, account i with profile BENCH_PROFILES[i % 7], so
   every estate of the same size has the same mix.
 """

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
+
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 # What setuptools' warnings look like in a build's output: "SetuptoolsWarning: ...", "!!" banners, "warning: ...".
 WARNING = re.compile(r"(?i)warn|^\s*!!")

@@ -16,7 +16,7 @@ from audit_bedrock.findings import apply_baseline
 from audit_bedrock.model import Finding, ScanResult
 from audit_bedrock.reports.json_report import to_document
 from tests.conftest import load_json, run_cli, seed_demo, validate_facts, validate_findings
-from tests.report_samples import PROD, finding, parse_html, sample_result
+from tests.support.report_samples import PROD, finding, parse_html, sample_result
 
 
 def complete_result() -> ScanResult:

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "github-actions"
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "examples" / "github-actions"
 WORKFLOWS = sorted(EXAMPLES.glob("*.yml"))
 WORKFLOW = EXAMPLES / "audit-bedrock.yml"
 

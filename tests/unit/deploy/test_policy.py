@@ -13,7 +13,7 @@ import pytest
 
 from audit_bedrock import cli, collectors, policy
 from audit_bedrock.analyzer import Request, allows
-from tests.cfn_template import DEPLOY, Resolver, load
+from tests.support.cfn_template import DEPLOY, Resolver, load
 
 AUDIT_ROLE = DEPLOY / "audit-role.yaml"
 SCHEDULED = DEPLOY / "scheduled-scan.yaml"

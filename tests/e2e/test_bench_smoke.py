@@ -13,12 +13,11 @@ import botocore.session
 import pytest
 
 from audit_bedrock.standin import estate as builders
-from tests.conftest import FAKE_ENV
+from tests.conftest import FAKE_ENV, ROOT
 
 CALLER = {"aws_access_key_id": FAKE_ENV["AWS_ACCESS_KEY_ID"],
           "aws_secret_access_key": FAKE_ENV["AWS_SECRET_ACCESS_KEY"]}
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow

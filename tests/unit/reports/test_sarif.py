@@ -15,7 +15,7 @@ from audit_bedrock.model import AccountOutcome, ScanResult
 from audit_bedrock.reports import FORMATS, renderer
 from audit_bedrock.reports.sarif import SECURITY_SEVERITY, to_sarif
 from tests.conftest import load_json, run_cli, seed_demo, validate_findings
-from tests.report_samples import CATALOG, DEV, EVIL, HOSTILE, PROD, context, finding, sample_result
+from tests.support.report_samples import CATALOG, DEV, EVIL, HOSTILE, PROD, context, finding, sample_result
 
 LEVELS = {"error", "warning", "note", "none"}
 

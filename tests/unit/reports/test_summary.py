@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from audit_bedrock.reports.summary import render_summary, use_colour
-from tests.report_samples import BROKEN, DEV, EVIL, PROD, sample_result
+from tests.support.report_samples import BROKEN, DEV, EVIL, PROD, sample_result
 
 ANSI = re.compile(r"\033\[[0-9;]*m")
 

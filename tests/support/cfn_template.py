@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
 TEMPLATES = sorted(DEPLOY.glob("*.yaml"))
 PSEUDO = {"AWS::Partition": "aws", "AWS::AccountId": "123456789012", "AWS::Region": "us-east-1",
           "AWS::StackName": "audit-bedrock", "AWS::URLSuffix": "amazonaws.com"}

@@ -13,7 +13,7 @@ import pytest
 from audit_bedrock.reports.html import render
 from audit_bedrock.standin import estate
 from tests.conftest import load_json, run_cli, seed_demo
-from tests.report_samples import EVIL, HOSTILE, HOSTILE_MESSAGE, PROD, context, sample_result
+from tests.support.report_samples import EVIL, HOSTILE, HOSTILE_MESSAGE, PROD, context, sample_result
 
 pytestmark = pytest.mark.slow
 

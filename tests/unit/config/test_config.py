@@ -11,8 +11,7 @@ import yaml
 from audit_bedrock.config import KNOWN_KEYS, Config, load_config, parse_config
 from audit_bedrock.discovery import bedrock_regions
 from audit_bedrock.errors import UsageError
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_example_documents_every_key_and_loads() -> None:

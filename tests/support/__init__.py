@@ -45,7 +45,7 @@ _SHARED: dict[str, Estate] = {}
 def shared_demo_estate(config: Any) -> Estate:
     """One seeded demo estate per test process, stopped when the session ends.
 
-    Sharing is sound because scans only read (tests/test_readonly.py proves it).
+    Sharing is sound because scans only read (tests/e2e/test_readonly.py proves it).
     """
     if "demo" not in _SHARED:
         cm = seeded_estate()

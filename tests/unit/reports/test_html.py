@@ -9,7 +9,7 @@ import pytest
 
 from audit_bedrock.reports import FORMATS, renderer
 from audit_bedrock.reports.html import render
-from tests.report_samples import (
+from tests.support.report_samples import (
     BROKEN,
     DEV,
     EVIL,

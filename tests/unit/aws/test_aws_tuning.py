@@ -19,9 +19,8 @@ from moto import mock_aws
 from audit_bedrock import collectors
 from audit_bedrock.aws import tuning
 from audit_bedrock.aws.clients import Sessions
-from tests.conftest import cli_env
+from tests.conftest import ROOT, cli_env
 
-ROOT = Path(__file__).resolve().parent.parent
 # Clients are built, never called: no connection is made to this endpoint.
 NOWHERE = "https://127.0.0.1:9"
 

@@ -16,7 +16,7 @@ import pytest
 
 from audit_bedrock import aws_lambda
 from audit_bedrock.analyzer import Request, allows
-from tests.cfn_template import DEPLOY, TEMPLATES, Resolver, load
+from tests.support.cfn_template import DEPLOY, TEMPLATES, Resolver, load
 
 ROOT = DEPLOY.parent
 AUDIT_ROLE = DEPLOY / "audit-role.yaml"
