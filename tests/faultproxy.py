@@ -57,6 +57,7 @@ ACTION_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("s3", "GetBucketObjectLockConfiguration"): "s3:GetBucketObjectLockConfiguration",
     ("s3", "GetBucketLogging"): "s3:GetBucketLogging",
     ("s3", "GetBucketNotificationConfiguration"): "s3:GetBucketNotification",
+    ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
 }
 
 

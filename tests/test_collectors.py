@@ -428,9 +428,12 @@ def test_metrics_are_not_read_where_logging_is_on(org: dict[str, Member]) -> Non
     assert out.region()["usage"] is None
     assert out.calls("ListMetrics") == 0 and out.calls("GetMetricData") == 0
     assert out.rules() == set()
-    # The README's call budget: a compliant S3-only region with a KMS-encrypted bucket costs 9 calls.
+    # The README's call budget: a compliant S3-only region with a KMS-encrypted bucket costs 9 calls, plus the
+    # account's ListBuckets and s3control GetPublicAccessBlock once per account (moto's ListBuckets has no
+    # BucketRegion, so GetBucketLocation is still read; on AWS it is not).
     regional = {k: n for k, n in out.sessions.calls.operations.items() if k.split(":")[0] not in ("sts", "ec2", "iam")}
-    assert sum(regional.values()) == 9, regional
+    assert sum(regional.values()) == 11, regional
+    assert out.calls("ListBuckets") == 1 and out.calls("GetPublicAccessBlock") == 2  # the bucket's and the account's
 
 
 def test_destinations_are_read_only_when_configured(org: dict[str, Member]) -> None:
