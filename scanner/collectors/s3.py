@@ -164,10 +164,11 @@ def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     if not is_gap(owned) and name not in owned:
         actx.cache[key] = _not_ours(actx, client, where, fact)
         return copy.deepcopy(fact)
-    fact["owned"] = owned if is_gap(owned) else True
-    listed_region = None if is_gap(owned) else owned.get(name)
+    listed = not is_gap(owned)  # and therefore it exists and is ours
+    fact.update(owned=True if listed else owned, exists=True if listed else owned)
+    listed_region = owned.get(name) if listed else None
     if listed_region:
-        fact.update(exists=True, region=listed_region)
+        fact["region"] = listed_region
     else:
         loc = attempt(client, "get_bucket_location", "s3:GetBucketLocation", where, absent=(NO_BUCKET,),
                       Bucket=name, ExpectedBucketOwner=actx.account_id)
@@ -176,7 +177,9 @@ def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
             actx.cache[key] = fact
             return copy.deepcopy(fact)
         if loc.gap is not None:
-            fact.update(exists=loc.gap, region=loc.gap)
+            fact["region"] = loc.gap
+            if not listed:
+                fact["exists"] = loc.gap
         else:
             constraint = (loc.data or {}).get("LocationConstraint")
             fact.update(exists=True, owned=True, region=REGION_OF_CONSTRAINT.get(constraint, constraint))
