@@ -296,3 +296,44 @@ def test_s3control_url(endpoint: str | None, expected: str) -> None:
         c.get_public_access_block(AccountId=ACCOUNT)
     assert sent[0][0] == expected
     assert "SignedHeaders=" in sent[0][1]  # signed after the host was put back
+
+
+def test_sessions_clients_reach_s3control_on_a_loopback_stand_in(moto_server: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scanner's own clients (AWS_ENDPOINT_URL, as the demo sets it) reach moto's s3control backend."""
+    from audit_bedrock.session import Sessions
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    sessions = Sessions()
+    c = sessions.client("s3control", "us-east-1", sessions.caller_credentials(), "caller")
+    account = sessions.client("sts", "us-east-1", sessions.caller_credentials(), "caller").get_caller_identity()[
+        "Account"]
+    with pytest.raises(c.exceptions.NoSuchPublicAccessBlockConfiguration):  # not EndpointConnectionError
+        c.get_public_access_block(AccountId=account)
+
+
+def test_moto_refusing_cross_account_reads_gives_bil_020_in_two_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto with MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS=false answers another account's bucket 403 AccessDenied, as S3
+    does (moto/settings.py s3_allow_crossdomain_access); the collector probes twice and reads nothing else."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
+    with mock_aws():
+        kw = {"region_name": REGION, "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+        creds = boto3.client("sts", **kw).assume_role(RoleArn="arn:aws:iam::999999999999:role/squatter",
+                                                      RoleSessionName="test")["Credentials"]
+        boto3.client("s3", region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
+                     aws_secret_access_key=creds["SecretAccessKey"],
+                     aws_session_token=creds["SessionToken"]).create_bucket(Bucket=BUCKET)
+        boto3.client("s3", **kw).create_bucket(Bucket="our-own")
+        me = boto3.client("sts", **kw).get_caller_identity()["Account"]
+        calls: list[str] = []
+
+        def make(service: str, region: str) -> Any:
+            c = boto3.client(service, **{**kw, "region_name": region})
+            c.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+            return c
+
+        fact = read_bucket(AccountContext(me, "prod", make, REGION), REGION, BUCKET)
+    assert (fact["exists"], fact["owned"]) == (True, False)
+    assert calls == ["ListBuckets", "GetBucketLocation", "GetBucketPolicy"]
