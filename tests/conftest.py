@@ -71,8 +71,10 @@ def moto_server() -> Iterator[str]:
 def moto_process() -> Iterator[str]:
     """A moto server in its own process on a free 127.0.0.1 port, stopped on exit."""
     port = free_port()
+    # Like S3, refuse another account's bucket (403) instead of moto's default cross-account reads.
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=cli_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=cli_env(None, MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS="false"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(url)

@@ -189,7 +189,9 @@ def classify(req: Request) -> None:
             am = _ROLE_ARN_RE.match(arn)
             req.role_account = am.group(1) if am else None
     else:
-        req.protocol = "rest-xml" if req.service == "s3" else "rest-json"
+        if req.service == "s3" and req.path.startswith("/v20180820/"):
+            req.service = "s3control"  # signed as s3; moto routes it by this path prefix too
+        req.protocol = "rest-xml" if req.service in ("s3", "s3control") else "rest-json"
         services = SERVICE_ALIASES.get(req.service, (req.service,))
         req.operation = rest_operation(services, req.method, urllib.parse.unquote(req.path), req.query)
 
