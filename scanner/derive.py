@@ -29,7 +29,7 @@ LOG_STREAM = "aws/bedrock/modelinvocations"
 PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
                    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
 PENDING_STATES = ("PendingDeletion", "PendingReplicaDeletion")
-PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+PAB_FLAGS = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")  # sorted
 # Lifecycle filter fields that leave some log objects out: Bedrock's objects carry no tags, and a size
 # bound leaves every object outside the range untouched.
 NARROWING_FILTERS = ("Tag", "Tags", "ObjectSizeGreaterThan", "ObjectSizeLessThan")

@@ -50,6 +50,11 @@ def destinations(logging_fact: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": name, "uses": uses} for name, uses in sorted(found.items())]
 
 
+def block_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A PublicAccessBlockConfiguration, keys sorted (saved facts sort keys: reports must not depend on it)."""
+    return dict(sorted((data.get("PublicAccessBlockConfiguration") or {}).items()))
+
+
 def _value(key: str, reply: Reply) -> Any:
     """The fact value of one successful or absent read."""
     if reply.absent:
@@ -62,7 +67,7 @@ def _value(key: str, reply: Reply) -> Any:
         except json.JSONDecodeError:
             return text  # kept verbatim; the analyzer reports it as unparseable
     if key == "public_access_block":
-        return dict(data.get("PublicAccessBlockConfiguration") or {})
+        return block_settings(data)
     if key == "object_ownership":
         rules = (data.get("OwnershipControls") or {}).get("Rules") or []
         return rules[0].get("ObjectOwnership") if rules else None
@@ -107,7 +112,7 @@ def account_public_access_block(actx: AccountContext) -> dict[str, Any] | None:
         reply = attempt(client, "get_public_access_block", "s3:GetAccountPublicAccessBlock", actx.account_id,
                         absent=(NO_ACCOUNT_PAB,), AccountId=actx.account_id)
         actx.cache[key] = reply.gap if reply.gap is not None else (
-            None if reply.absent else dict((reply.data or {}).get("PublicAccessBlockConfiguration") or {}))
+            None if reply.absent else block_settings(reply.data or {}))
     value: dict[str, Any] | None = actx.cache[key]
     return value
 
