@@ -6,7 +6,8 @@ import copy
 import json
 from typing import Any
 
-from audit_bedrock.collectors.base import DENIED_CODES, AccountContext, RegionContext, Reply, attempt, attempt_pages
+from audit_bedrock.aws.errors import DENIED_CODES
+from audit_bedrock.collectors.base import AccountContext, RegionContext, Reply, attempt, attempt_pages
 from audit_bedrock.facts import is_gap
 
 NO_BUCKET = "NoSuchBucket"
