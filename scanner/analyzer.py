@@ -33,14 +33,27 @@ _Tri = bool | None  # True / False / cannot be decided
 _Context = dict[str, list[str]]
 _ROOT_ARN = re.compile(r"^arn:[^:]+:iam::(\d{12}):root$")
 _GUARD_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths"})
-# Keys that S3 accepts as making a public-principal grant non-public when pinned to fixed values
-# ("The meaning of public", Amazon S3 user guide), plus aws:SourceIp handled separately.
+# Keys that make a grant to a public principal non-public when pinned to fixed values (S3 user guide,
+# "The meaning of 'public'": an AWS principal, user, role or service principal such as aws:PrincipalOrgID;
+# aws:SourceArn, aws:SourceVpc, aws:SourceVpce, aws:SourceOwner, aws:SourceAccount,
+# s3:x-amz-server-side-encryption-aws-kms-key-id, aws:userid outside AROLEID:*, s3:DataAccessPointArn,
+# s3:DataAccessPointAccount), plus aws:SourceIp handled separately. Keys the guide does not list (e.g.
+# aws:SourceOrgID) do not count: an unlisted key leaves the grant public, as S3 assumes.
 _RESTRICTING_KEYS = frozenset({
     "aws:sourcearn", "aws:sourcevpc", "aws:sourcevpce", "aws:sourceowner", "aws:sourceaccount", "aws:userid",
     "aws:principalarn", "aws:principalaccount", "aws:principalorgid", "aws:principalorgpaths",
-    "aws:sourceorgid", "aws:sourceorgpaths", "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "aws:principalservicename", "s3:x-amz-server-side-encryption-aws-kms-key-id",
     "s3:dataaccesspointarn", "s3:dataaccesspointaccount",
 })
+# Concrete S3 actions that change or remove data or its protection: a public grant of any is a public write.
+WRITE_ACTIONS = (
+    "s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload", "s3:RestoreObject",
+    "s3:ReplicateObject", "s3:ReplicateDelete", "s3:BypassGovernanceRetention", "s3:DeleteBucket",
+    "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl", "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketOwnershipControls", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration",
+    "s3:PutBucketVersioning", "s3:PutBucketObjectLockConfiguration", "s3:PutReplicationConfiguration",
+)
 _READ_PREFIXES = ("s3:get", "s3:list")
 # Multivalued global condition keys ("AWS global condition context keys": "You must use the ForAnyValue or
 # ForAllValues set operators"); a single-valued operator on one of them is undecidable.
@@ -521,8 +534,17 @@ def confused_deputy_guarded(policy: Policy, service: str, action: str = "sts:Ass
                for s in statements if s["Effect"] == "Allow" and _grants_service(s, service, action) is True)
 
 
+def _fixed(value: str) -> bool:
+    """A fixed value in S3's sense: no wildcard and no policy variable."""
+    return not any(c in value for c in ("*", "?", "${"))
+
+
 def _restricts(operator: str, key: str, values: list[str]) -> bool:
-    """A condition that pins a public grant to fixed callers, in the sense S3 uses for "public"."""
+    """A condition that pins a public grant to fixed callers, in the sense S3 uses for "public".
+
+    Only a positive operator (StringEquals, StringLike, ArnEquals, ArnLike, IpAddress, optionally
+    ForAnyValue:) on a listed key with fixed values pins; a negated or IfExists operator does not.
+    """
     qualifier, _, name = operator.lower().rpartition(":")
     op = _OPS.get(name)
     if op is None or op.negated or qualifier not in ("", "foranyvalue") or not values:
@@ -535,29 +557,67 @@ def _restricts(operator: str, key: str, values: list[str]) -> bool:
             nets = [ipaddress.ip_network(v, strict=False) for v in values]
         except ValueError:
             return False
-        return all(n.prefixlen >= (8 if n.version == 4 else 32) for n in nets)
+        return all(n.prefixlen >= (8 if n.version == 4 else 32) or n.is_private for n in nets)
     if key not in _RESTRICTING_KEYS or not name.startswith(("string", "arn")):
         return False
-    if name.endswith("like") or name.startswith("arn"):
-        values = [v.removesuffix(":*") if key == "aws:userid" else v for v in values]
-        return not any("*" in v or "?" in v for v in values)
-    return True
+    if key == "aws:userid":  # a role's sessions, AROLEID:*, are a fixed principal
+        values = [v.removesuffix(":*") for v in values]
+    if key == "s3:dataaccesspointarn":  # any access point of a fixed account
+        values = [re.sub(r"(:\d{12}:accesspoint/)\*$", r"\1x", v) for v in values]
+    return all(_fixed(v) for v in values)
 
 
-def unconditioned_public_grants(policy: Policy) -> list[str]:
-    """Allow statements open to everyone ("*", {"AWS": "*"}, a list with "*", or NotPrincipal) that grant
-    any s3:Get* or s3:List* action (s3:*, "*", NotAction included) with no restricting condition.
-    Returns each statement's Sid, or "Statement[i]"."""
+def _public_principal(stmt: Mapping[str, Any]) -> bool:
+    """Everyone, a federated (web identity) principal, or a principal with a wildcard; NotPrincipal too."""
+    if "NotPrincipal" in stmt:
+        return True
+    return any(ptype.lower() == "federated" or not all(_fixed(v) for v in values)
+               for ptype, values in stmt.get("Principal", {}).items())
+
+
+def _grants_any(stmt: Mapping[str, Any], names: Iterable[str]) -> bool:
+    """The statement's Action/NotAction covers at least one of the concrete action `names`."""
+    return any(_action_match(stmt, n) is True for n in names)
+
+
+@dataclass(frozen=True)
+class PublicGrant:
+    """An Allow statement that makes a bucket policy public in S3's sense."""
+
+    statement: str  # its Sid, or "Statement[i]"
+    writes: bool  # it lets the public change or delete objects or the bucket's protection
+    reads: bool  # it lets the public read or list
+
+
+def public_grants(policy: Policy) -> list[PublicGrant]:
+    """The Allow statements that make a bucket policy public, as S3 defines it ("The meaning of 'public'").
+
+    A statement is public when it grants any action (reads, writes, anything) to "*", {"AWS": "*"}, a
+    federated principal, a principal containing a wildcard, or through NotPrincipal, and no condition
+    pins it to fixed callers: a positive operator with fixed values (no `*`, `?`, `${...}`) on
+    aws:PrincipalOrgID/Account/Arn/OrgPaths/ServiceName, aws:Source{Arn,Vpc,Vpce,Owner,Account},
+    aws:userid, the SSE-KMS key id, the access point keys, or aws:SourceIp no broader than /8 (IPv4) or
+    /32 (IPv6) unless private.
+    """
     found = []
     for i, stmt in enumerate(parse(policy)):
-        if stmt["Effect"] != "Allow":
+        if stmt["Effect"] != "Allow" or not _public_principal(stmt):
             continue
-        public = "NotPrincipal" in stmt or any("*" in v for v in stmt.get("Principal", {}).values())
+        if "Action" in stmt:
+            grants = bool(stmt["Action"])
+        else:
+            grants = not any(_covers_prefix(p, "s3:") for p in stmt.get("NotAction", ["*"]))
+        restricted = any(_restricts(op, k, v) for op, block in stmt["Condition"].items() for k, v in block.items())
+        if not grants or restricted:
+            continue
         if "Action" in stmt:
             reads = any(_intersects_prefix(p, pre) for p in stmt["Action"] for pre in _READ_PREFIXES)
         else:
-            reads = any(not any(_covers_prefix(p, pre) for p in stmt.get("NotAction", ["*"])) for pre in _READ_PREFIXES)
-        restricted = any(_restricts(op, k, v) for op, block in stmt["Condition"].items() for k, v in block.items())
-        if public and reads and not restricted:
-            found.append(stmt.get("Sid") or f"Statement[{i}]")
+            reads = any(not any(_covers_prefix(p, pre) for p in stmt["NotAction"]) for pre in _READ_PREFIXES)
+        found.append(PublicGrant(stmt.get("Sid") or f"Statement[{i}]", _grants_any(stmt, WRITE_ACTIONS), reads))
     return found
+
+
+def unconditioned_public_grants(policy: Policy) -> list[str]:
+    """The Sid (or "Statement[i]") of each statement public_grants() finds, in order."""
+    return [g.statement for g in public_grants(policy)]

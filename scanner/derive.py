@@ -22,8 +22,8 @@ from audit_bedrock.analyzer import (
     confused_deputy_guarded,
     decide,
     parse,
+    public_grants,
     trusts_service,
-    unconditioned_public_grants,
 )
 from audit_bedrock.facts import gap, is_gap
 
@@ -35,6 +35,10 @@ LOG_STREAM = "aws/bedrock/modelinvocations"
 PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
                    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
 PENDING_STATES = ("PendingDeletion", "PendingReplicaDeletion")
+PAB_FLAGS = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")  # sorted
+# Lifecycle filter fields that leave some log objects out: Bedrock's objects carry no tags, and a size
+# bound leaves every object outside the range untouched.
+NARROWING_FILTERS = ("Tag", "Tags", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
 
 
 # ---------------------------------------------------------------------------------------------- gap logic
@@ -167,31 +171,78 @@ def log_object_arn(bucket: str, prefix: str, account_id: str, region: str) -> st
 
 
 def _lifecycle_applies(rule: dict[str, Any], key_prefix: str) -> bool:
+    """The rule's filter selects every log object under `key_prefix` (S3 LifecycleRuleFilter / And operator)."""
     flt = rule.get("Filter") or {}
-    if "Tag" in flt or (flt.get("And") or {}).get("Tags"):
-        return False  # Bedrock's log objects carry no tags
-    prefix = flt.get("Prefix", (flt.get("And") or {}).get("Prefix", rule.get("Prefix", ""))) or ""
+    both = flt.get("And") or {}
+    if any(k in flt or k in both for k in NARROWING_FILTERS):
+        return False
+    prefix = flt.get("Prefix", both.get("Prefix", rule.get("Prefix", ""))) or ""
     return key_prefix.startswith(prefix)
 
 
 def _bounds_objects(rule: dict[str, Any]) -> bool:
+    """An enabled rule that expires (Days or Date) or transitions current objects; delete-marker, noncurrent
+    version and incomplete-upload actions never touch a current log object."""
     exp = rule.get("Expiration") or {}
     return rule.get("Status") == "Enabled" and bool(
         exp.get("Days") or exp.get("Date") or rule.get("Transitions") or rule.get("Transition"))
 
 
+def effective_public_access_block(bucket_pab: Any, account_pab: Any) -> Value:
+    """S3's Block Public Access in effect: per flag, the bucket's OR the account's (the most restrictive wins).
+
+    None (not set) counts as all four off. A flag is a gap only when it is off (or unknown) on the readable
+    side and the other side could not be read.
+    """
+    out: dict[str, Any] = {}
+    for flag in PAB_FLAGS:
+        sides = [side if is_gap(side) else (side or {}).get(flag) is True for side in (bucket_pab, account_pab)]
+        out[flag] = any3(sides)
+    return out
+
+
+def public_policy(statements: Value, effective: dict[str, Any]) -> Value:
+    """A public policy is in force unless RestrictPublicBuckets is on (BlockPublicPolicy only refuses new ones)."""
+    if is_gap(statements):
+        return statements
+    if not statements:
+        return False
+    restrict = effective["RestrictPublicBuckets"]
+    return restrict if is_gap(restrict) else not restrict
+
+
+def public_acl(acl: Any, effective: dict[str, Any]) -> Value:
+    """An ACL grant to AllUsers/AuthenticatedUsers is in force unless IgnorePublicAcls is on."""
+    if is_gap(acl):
+        return acl
+    if not acl or not any(g.get("uri") in PUBLIC_GRANTEES for g in acl):
+        return False  # no grants, or ACLs disabled by BucketOwnerEnforced
+    ignore = effective["IgnorePublicAcls"]
+    return ignore if is_gap(ignore) else not ignore
+
+
+BUCKET_DERIVED = ("log_prefixes", "bedrock_can_put", "explicit_deny", "public", "public_write",
+                  "public_policy_statements", "effective_public_access_block", "acls_enabled", "sse_kms",
+                  "kms_key_ref", "has_expiring_lifecycle", "region_matches")
+
+
 def derive_bucket(bucket: dict[str, Any], account_id: str, region: str) -> None:
-    """bedrock_can_put, explicit_deny, public, acls_enabled, sse_kms, kms_key_ref, has_expiring_lifecycle."""
+    """bedrock_can_put, explicit_deny, public (+ public_write, the effective public access block), acls_enabled,
+    sse_kms, kms_key_ref, has_expiring_lifecycle, region_matches.
+
+    A bucket that does not exist, or that another account owns (BIL-020 replaces every other verdict about
+    it), gets None everywhere; an unreadable existence gets the gap everywhere.
+    """
     exists = bucket.get("exists")
-    keys = ("log_prefixes", "bedrock_can_put", "explicit_deny", "public", "public_policy_statements",
-            "acls_enabled", "sse_kms", "kms_key_ref", "has_expiring_lifecycle")
-    if exists is not True:
-        bucket.update(dict.fromkeys(keys, exists if is_gap(exists) else None))
+    if exists is not True or bucket.get("owned") is False:
+        bucket.update(dict.fromkeys(BUCKET_DERIVED, exists if is_gap(exists) else None))
         return
     name, policy = bucket["name"], bucket.get("policy")
     uses = bucket.get("uses") or [{"destination": "s3", "prefix": ""}]
     prefixes = sorted({log_key_prefix(u.get("prefix") or "", account_id) for u in uses})
     bucket["log_prefixes"] = prefixes
+    where = bucket.get("region")
+    bucket["region_matches"] = where if is_gap(where) else (where == region if where else None)
     ctx = source_context(account_id, region)
 
     def put_verdicts() -> list[str]:
@@ -206,30 +257,14 @@ def derive_bucket(bucket: dict[str, Any], account_id: str, region: str) -> None:
         bucket.update(bedrock_can_put=all(v == "allow" for v in verdicts),
                       explicit_deny=any(v == "explicit_deny" for v in verdicts))
 
-    pab = bucket.get("public_access_block")
-    statements = guarded("s3:GetBucketPolicy", lambda: unconditioned_public_grants(policy), policy)
-    bucket["public_policy_statements"] = statements
-    if is_gap(statements):
-        policy_public: Value = statements
-    elif not statements:
-        policy_public = False
-    elif is_gap(pab):
-        policy_public = pab
-    else:
-        pab = pab or {}
-        policy_public = not (pab.get("BlockPublicPolicy") is True and pab.get("RestrictPublicBuckets") is True)
-    acl = bucket.get("acl")
-    if is_gap(acl):
-        acl_public: Value = acl
-    elif not acl:
-        acl_public = False  # no grants, or ACLs disabled by BucketOwnerEnforced
-    elif not any(g.get("uri") in PUBLIC_GRANTEES for g in acl):
-        acl_public = False
-    elif is_gap(pab):
-        acl_public = pab
-    else:
-        acl_public = (pab or {}).get("IgnorePublicAcls") is not True
-    bucket["public"] = any3([policy_public, acl_public])
+    effective = effective_public_access_block(bucket.get("public_access_block"),
+                                              bucket.get("account_public_access_block"))
+    bucket["effective_public_access_block"] = effective
+    grants = guarded("s3:GetBucketPolicy", lambda: public_grants(policy), policy)
+    bucket["public_policy_statements"] = grants if is_gap(grants) else [g.statement for g in grants]
+    policy_public = public_policy(bucket["public_policy_statements"], effective)
+    bucket["public"] = any3([policy_public, public_acl(bucket.get("acl"), effective)])
+    bucket["public_write"] = grants if is_gap(grants) else policy_public is True and any(g.writes for g in grants)
 
     ownership = bucket.get("object_ownership")
     bucket["acls_enabled"] = ownership if is_gap(ownership) else ownership != "BucketOwnerEnforced"
@@ -328,12 +363,18 @@ def destinations(rdoc: dict[str, Any]) -> list[dict[str, Any]]:
         kms = group.get("kms_key_id")
         encrypted = kms if is_gap(kms) else (isinstance(kms, str) and bool(kms)) if group.get("exists") else None
         out.append({"kind": "log_group", "name": group.get("name"), "arn": group.get("arn"),
-                    "account": rdoc["account_id"], "exists": group.get("exists"), "encrypted_kms": encrypted,
+                    "account": rdoc["account_id"], "owned": True, "exists": group.get("exists"),
+                    "encrypted_kms": encrypted,
                     "encryption": kms if isinstance(kms, str) else None})
     buckets = rdoc.get("buckets")
     for b in buckets if isinstance(buckets, list) else []:
         enc = b.get("encryption")
-        out.append({"kind": "bucket", "name": b.get("name"), "arn": b.get("arn"), "account": rdoc["account_id"],
+        # A destination's account is its owner's: the scanned account when its ListBuckets lists the bucket
+        # (Bedrock delivers only within the account); another account's bucket is BIL-020, whose owner we
+        # cannot name, and an unknown owner is left unjudged (the gap shows on the bucket's own rules).
+        owned = b.get("owned")
+        out.append({"kind": "bucket", "name": b.get("name"), "arn": b.get("arn"),
+                    "account": None if owned is False or is_gap(owned) else rdoc["account_id"], "owned": owned,
                     "exists": b.get("exists"), "encrypted_kms": b.get("sse_kms"),
                     "encryption": enc.get("algorithm") if isinstance(enc, dict) and not is_gap(enc) else None})
     return out

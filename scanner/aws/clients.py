@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import botocore.config
 import botocore.credentials
@@ -110,6 +112,43 @@ class _Worker:
     generation: int
     account: str = ""
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def keep_account_label_off_loopback(client: Any) -> None:
+    """Make an s3control client reach a loopback endpoint override (the embedded stand-in, tests).
+
+    s3control's endpoint rules put the request's account id in front of the host, an override included
+    (`http://ACCOUNT.127.0.0.1:PORT`), which no resolver answers. For an override whose host is loopback, a
+    before-sign handler puts the override's own host back (before signing, so the signed Host is the one
+    sent). AWS endpoints, and non-loopback overrides such as a VPC endpoint, are left as botocore builds them.
+    """
+    override = urlsplit(client.meta.endpoint_url or "")
+    if not is_loopback(override.hostname):
+        return
+    host = override.hostname or ""
+
+    def strip(request: Any, **_: Any) -> None:
+        url = urlsplit(request.url)
+        label = (url.hostname or "")[: -len(host) - 1]
+        if (url.hostname or "").endswith("." + host) and label.isdigit():
+            request.url = urlunsplit(url._replace(netloc=override.netloc))
+
+    client.meta.events.register("before-sign.s3-control", strip)
 
 
 class Sessions:
@@ -220,6 +259,8 @@ class Sessions:
 
         c.meta.events.register("before-call", count)
         c.meta.events.register("needs-retry", self._throttle_watch(w, service, region))
+        if service == "s3control":
+            keep_account_label_off_loopback(c)
         for hook in self._hooks:
             c.meta.events.register("before-call", hook)
         return c

@@ -6,13 +6,22 @@ import copy
 import json
 from typing import Any
 
-from audit_bedrock.collectors.base import AccountContext, RegionContext, Reply, attempt
+from audit_bedrock.aws.errors import DENIED_CODES
+from audit_bedrock.collectors.base import AccountContext, RegionContext, Reply, attempt, attempt_pages
+from audit_bedrock.facts import is_gap
 
 NO_BUCKET = "NoSuchBucket"
+NO_ACCOUNT_PAB = "NoSuchPublicAccessBlockConfiguration"
+# Codes by which S3 says a bucket exists but belongs to someone else (or withholds it from us): every read
+# of another account's bucket is refused, and GetBucketPolicy answers 405 to an allowed non-owner.
+NOT_OURS_CODES = DENIED_CODES | {"MethodNotAllowed", "405"}
+LIST_PAGE_SIZE = 1000  # a paginated ListBuckets returns each bucket's BucketRegion; moto has no token
 ACTIONS = (
+    "s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock",
     "s3:GetBucketLocation", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock", "s3:GetBucketAcl",
     "s3:GetBucketOwnershipControls", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
 )
+REGION_OF_CONSTRAINT = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
 # (fact key, operation, IAM action, code meaning "not configured")
 _READS: tuple[tuple[str, str, str, str], ...] = (
     ("policy", "get_bucket_policy", "s3:GetBucketPolicy", "NoSuchBucketPolicy"),
@@ -42,6 +51,11 @@ def destinations(logging_fact: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": name, "uses": uses} for name, uses in sorted(found.items())]
 
 
+def block_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A PublicAccessBlockConfiguration, keys sorted (saved facts sort keys: reports must not depend on it)."""
+    return dict(sorted((data.get("PublicAccessBlockConfiguration") or {}).items()))
+
+
 def _value(key: str, reply: Reply) -> Any:
     """The fact value of one successful or absent read."""
     if reply.absent:
@@ -54,7 +68,7 @@ def _value(key: str, reply: Reply) -> Any:
         except json.JSONDecodeError:
             return text  # kept verbatim; the analyzer reports it as unparseable
     if key == "public_access_block":
-        return dict(data.get("PublicAccessBlockConfiguration") or {})
+        return block_settings(data)
     if key == "object_ownership":
         rules = (data.get("OwnershipControls") or {}).get("Rules") or []
         return rules[0].get("ObjectOwnership") if rules else None
@@ -74,12 +88,77 @@ def _value(key: str, reply: Reply) -> Any:
     raise KeyError(key)
 
 
-def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
-    """Existence, region, policy, public access block, ownership, ACL, encryption, lifecycle of one bucket.
+def owned_buckets(actx: AccountContext) -> dict[str, str | None] | dict[str, Any]:
+    """The account's own buckets as {name: BucketRegion or None}, or a gap; one paginated ListBuckets per account.
 
-    NoSuchBucket means the bucket is missing (a fact); AccessDenied is a gap in that field's place.
-    When the bucket is missing nothing else is read. The ACL is not read when Object Ownership is
-    BucketOwnerEnforced: ACLs are then disabled and grant nothing.
+    ListBuckets returns exactly the buckets the caller's account owns; with a page size it also returns each
+    bucket's region (BucketRegion), which moto omits.
+    """
+    key = ("s3", "ListBuckets")
+    if key not in actx.cache:
+        client = actx.client("s3", actx.home_region)
+        items, missing = attempt_pages(client, "list_buckets", "s3:ListAllMyBuckets", actx.account_id, "Buckets",
+                                       PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        actx.cache[key] = missing if missing is not None else {
+            str(b["Name"]): b.get("BucketRegion") for b in items or [] if b.get("Name")}
+    found: dict[str, Any] = actx.cache[key]
+    return found
+
+
+def account_public_access_block(actx: AccountContext) -> dict[str, Any] | None:
+    """The account's S3 Block Public Access (s3control, once per account); None when none is set, or a gap."""
+    key = ("s3control", "GetPublicAccessBlock")
+    if key not in actx.cache:
+        client = actx.client("s3control", actx.home_region)
+        reply = attempt(client, "get_public_access_block", "s3:GetAccountPublicAccessBlock", actx.account_id,
+                        absent=(NO_ACCOUNT_PAB,), AccountId=actx.account_id)
+        actx.cache[key] = reply.gap if reply.gap is not None else (
+            None if reply.absent else block_settings(reply.data or {}))
+    value: dict[str, Any] | None = actx.cache[key]
+    return value
+
+
+# The reads that tell a stranger's bucket from a free name: two different permissions, so that our own
+# policy denying one of them cannot pass for another account's bucket.
+_PROBES: tuple[tuple[str, str, str], ...] = (
+    ("get_bucket_location", "s3:GetBucketLocation", ""),
+    ("get_bucket_policy", "s3:GetBucketPolicy", "NoSuchBucketPolicy"),
+)
+
+
+def _not_ours(actx: AccountContext, client: Any, where: str, fact: dict[str, Any]) -> dict[str, Any]:
+    """A bucket the account's ListBuckets does not list: at most two reads tell a stranger's bucket from a free name.
+
+    NoSuchBucket means nobody owns the name (BIL-011). With ExpectedBucketOwner S3 refuses (403) every read
+    of another account's bucket, even one its policy would allow, and GetBucketPolicy answers 405 to an
+    allowed non-owner: both reads refused means the bucket exists and is not ours (BIL-020). A success (a
+    stand-in that ignores ExpectedBucketOwner) also proves existence. Nothing else of a stranger's bucket
+    is read.
+    """
+    name = fact["name"]
+    fact.update(exists=True, region=None, owned=False)
+    for operation, action, no_config in _PROBES:
+        reply = attempt(client, operation, action, where, absent=tuple(c for c in (NO_BUCKET, no_config) if c),
+                        Bucket=name, ExpectedBucketOwner=actx.account_id)
+        if reply.code == NO_BUCKET:
+            fact.update(exists=False, owned=None)
+            return fact
+        if reply.gap is None:
+            return fact  # it answered: it exists, and ListBuckets says it is not ours
+        if reply.code not in NOT_OURS_CODES:
+            fact.update(exists=reply.gap, region=reply.gap, owned=reply.gap)
+            return fact
+    return fact
+
+
+def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
+    """Ownership, existence, region, policy, public access block, ownership controls, ACL, encryption, lifecycle.
+
+    Ownership comes from the account's ListBuckets: a bucket it does not list is another account's (BIL-020)
+    when S3 says it exists, and is then not read further. NoSuchBucket means the bucket is missing (a fact);
+    AccessDenied is a gap in that field's place. Every read carries ExpectedBucketOwner, so a stranger's
+    bucket can never answer for ours. The ACL is not read when Object Ownership is BucketOwnerEnforced:
+    ACLs are then disabled and grant nothing.
     """
     key = ("s3", name)
     if key in actx.cache:
@@ -87,32 +166,47 @@ def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     client = actx.client("s3", region)
     where = f"{actx.account_id}/{region}/{name}"
     fact: dict[str, Any] = {"name": name, "arn": f"arn:aws:s3:::{name}"}
-    loc = attempt(client, "get_bucket_location", "s3:GetBucketLocation", where, absent=(NO_BUCKET,), Bucket=name)
-    if loc.absent:
-        fact.update(exists=False, region=None)
-        actx.cache[key] = fact
+    owned = owned_buckets(actx)
+    if not is_gap(owned) and name not in owned:
+        actx.cache[key] = _not_ours(actx, client, where, fact)
         return copy.deepcopy(fact)
-    if loc.gap is not None:
-        fact.update(exists=loc.gap, region=loc.gap)
+    listed = not is_gap(owned)  # and therefore it exists and is ours
+    fact.update(owned=True if listed else owned, exists=True if listed else owned)
+    listed_region = owned.get(name) if listed else None
+    if listed_region:
+        fact["region"] = listed_region
     else:
-        constraint = (loc.data or {}).get("LocationConstraint")
-        fact.update(exists=True, region={None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint,
-                                                                                                     constraint))
+        loc = attempt(client, "get_bucket_location", "s3:GetBucketLocation", where, absent=(NO_BUCKET,),
+                      Bucket=name, ExpectedBucketOwner=actx.account_id)
+        if loc.absent:
+            fact.update(exists=False, region=None, owned=None)
+            actx.cache[key] = fact
+            return copy.deepcopy(fact)
+        if loc.gap is not None:
+            fact["region"] = loc.gap
+            if not listed:
+                fact["exists"] = loc.gap
+        else:
+            constraint = (loc.data or {}).get("LocationConstraint")
+            fact.update(exists=True, owned=True, region=REGION_OF_CONSTRAINT.get(constraint, constraint))
     for fkey, operation, action, absent_code in _READS:
         if fkey == "acl" and fact.get("object_ownership") == "BucketOwnerEnforced":
             fact["acl"] = None
             continue
-        reply = attempt(client, operation, action, where, absent=(absent_code, NO_BUCKET), Bucket=name)
+        reply = attempt(client, operation, action, where, absent=(absent_code, NO_BUCKET), Bucket=name,
+                        ExpectedBucketOwner=actx.account_id)
         if reply.code == NO_BUCKET:
             # The location read was denied, but this read proves the bucket does not exist.
-            fact = {"name": name, "arn": fact["arn"], "exists": False, "region": None}
+            fact = {"name": name, "arn": fact["arn"], "exists": False, "region": None, "owned": None}
             break
         if reply.gap is not None:
             fact[fkey] = reply.gap
             continue
-        if fact["exists"] is not True:  # any successful read proves existence
-            fact["exists"] = True
+        if fact["exists"] is not True:  # any successful read proves existence (and, with the owner pinned, ours)
+            fact.update(exists=True, owned=True)
         fact[fkey] = _value(fkey, reply)
+    if fact["exists"] is not False:
+        fact["account_public_access_block"] = account_public_access_block(actx)
     actx.cache[key] = fact
     return copy.deepcopy(fact)
 

@@ -188,17 +188,18 @@ def put_logging(c: Clients, region: str, config: dict[str, Any]) -> None:
 
 
 def kms_key(c: Clients, account: str, region: str, *, bedrock: bool = True, deny_describe: bool = False,
-            state: str = "Enabled", alias: str | None = None) -> str:
-    """A customer-managed key: its policy may grant Bedrock GenerateDataKey, or deny DescribeKey to all but
-    a key-admin role (so the audit role cannot read its state); `state` Disabled or PendingDeletion. With
-    `alias`, the key is named by `alias/ALIAS` (which the scan resolves with ListAliases)."""
+            state: str = "Enabled", alias: str | None = None, source_region: str | None = None) -> str:
+    """A customer-managed key: its policy may grant Bedrock GenerateDataKey (from `source_region`'s Bedrock,
+    default `region`), or deny DescribeKey to all but a key-admin role (so the audit role cannot read its
+    state); `state` Disabled or PendingDeletion. With `alias`, the key is named by `alias/ALIAS` (which the
+    scan resolves with ListAliases)."""
     statements: list[dict[str, Any]] = [{"Sid": "AccountAdmin", "Effect": "Allow",
                                          "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
                                          "Action": "kms:*", "Resource": "*"}]
     if bedrock:
         statements.append({"Sid": "BedrockLogDelivery", "Effect": "Allow", "Principal": {"Service": BEDROCK},
                            "Action": "kms:GenerateDataKey", "Resource": "*",
-                           "Condition": source_conditions(account, region)})
+                           "Condition": source_conditions(account, source_region or region)})
     if deny_describe:
         statements.append({"Sid": "OnlyKeyAdminsDescribe", "Effect": "Deny", "Principal": "*",
                            "Action": "kms:DescribeKey", "Resource": "*",
@@ -227,8 +228,9 @@ def bucket(c: Clients, region: str, name: str) -> Any:
 
 def log_bucket(c: Clients, account: str, region: str, name: str, prefix: str, *, bedrock: bool = True,
                public_read: bool = False, enforced: bool = True, kms: str | None = None,
-               lifecycle: bool = True, block_public: bool = True) -> None:
-    """A log bucket; by default configured exactly as the Bedrock and S3 guides recommend."""
+               lifecycle: bool = True, block_public: bool = True, source_region: str | None = None) -> None:
+    """A log bucket; by default configured exactly as the Bedrock and S3 guides recommend (Bedrock of
+    `source_region`, default `region`, may write)."""
     s3 = bucket(c, region, name)
     statements: list[dict[str, Any]] = [{
         "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
@@ -238,7 +240,7 @@ def log_bucket(c: Clients, account: str, region: str, name: str, prefix: str, *,
         statements.append({"Sid": "AmazonBedrockLogsWrite", "Effect": "Allow", "Principal": {"Service": BEDROCK},
                            "Action": "s3:PutObject",
                            "Resource": f"arn:aws:s3:::{name}/{prefix}/AWSLogs/{account}/BedrockModelInvocationLogs/*",
-                           "Condition": source_conditions(account, region)})
+                           "Condition": source_conditions(account, source_region or region)})
     if public_read:
         statements.append({"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                            "Resource": f"arn:aws:s3:::{name}/*"})
@@ -358,8 +360,14 @@ def seed_demo(endpoint: str) -> dict[str, str]:
     log_bucket(c, acct, "us-west-2", large, "large", bedrock=False, enforced=False, lifecycle=False)
     put_logging(c, "us-west-2", {"cloudWatchConfig": cloudwatch_config("/bedrock/invocations", role,
                                                                         (large, "large")), **ALL_TYPES})
-    # eu-west-1: disabled, unused (BIL-001). And a role left behind by a failed console save: trusted by
-    # Bedrock, allowed to write to a log group that no longer exists, used by nothing (BIL-010).
+    # eu-west-1: S3 delivery to a well-configured bucket that was created in us-east-1 (BIL-021): Bedrock
+    # delivers only within the region, though every read of the bucket succeeds. And a role left behind by a
+    # failed console save: trusted by Bedrock, allowed to write to a log group that no longer exists, used by
+    # nothing (BIL-010).
+    archive = f"payments-bedrock-logs-{acct}"
+    log_bucket(c, acct, "us-east-1", archive, "bedrock", source_region="eu-west-1",
+               kms=kms_key(c, acct, "us-east-1", source_region="eu-west-1"))
+    put_logging(c, "eu-west-1", {"s3Config": {"bucketName": archive, "keyPrefix": "bedrock"}, **ALL_TYPES})
     delivery_role(c, "BedrockLogsRole-2023", trust(acct),
                   inline=log_write_policy(acct, "us-east-1", "/bedrock/legacy"))
 
@@ -401,10 +409,19 @@ def seed_demo(endpoint: str) -> dict[str, str]:
     put_logging(c, "eu-west-1", {"s3Config": {"bucketName": f"ml-bedrock-logs-{acct}-eu-west-1",
                                               "keyPrefix": "bedrock"}, **ALL_TYPES})
 
-    # sandbox: logging never configured; Bedrock is in use in us-east-1 (BIL-002), unused elsewhere (BIL-001).
-    c = member("sandbox")
+    # sandbox: logging never configured in us-east-1, where Bedrock is in use (BIL-002), nor in eu-west-1
+    # (BIL-001). us-west-2 delivers to a bucket name the sandbox deleted long ago and a stranger outside the
+    # organization has since registered (BIL-020: it exists, S3 refuses every read, ListBuckets omits it).
+    c, acct = member("sandbox"), ids["sandbox"]
     put_invocations(c, "us-east-1", {"anthropic.claude-3-haiku-20240307-v1:0": 37, "amazon.titan-embed-text-v2:0": 5})
+    taken = f"sandbox-bedrock-logs-{acct}"
+    log_bucket(assume(mgmt, STRANGER_ACCOUNT, "demo-seed", "squatter"), STRANGER_ACCOUNT, "us-west-2", taken,
+               "bedrock")
+    put_logging(c, "us-west-2", {"s3Config": {"bucketName": taken, "keyPrefix": "bedrock"}, **ALL_TYPES})
     return ids
+
+
+STRANGER_ACCOUNT = "999999999999"  # outside the demo organization (moto lets STS enter any account id)
 
 
 # --- the benchmark's mix: seven profiles over BENCH_REGIONS ---

@@ -199,6 +199,8 @@ def classify(req: Request) -> None:
             am = _ROLE_ARN_RE.match((form.get("RoleArn") or [""])[0])
             req.role_account = am.group(1) if am else None
     else:
+        if req.service == "s3" and req.path.startswith("/v20180820/"):
+            services = ("s3control",)  # signed as s3 (S3 would take it for GetObject); moto routes it so too
         req.protocol = "rest-xml" if req.service == "s3" else "rest-json"
         api, req.operation = rest_operation(services, req.method, urllib.parse.unquote(req.path), req.query)
         req.api = api if api != "?" else req.api

@@ -31,6 +31,9 @@ from typing import Any
 HOST = "127.0.0.1"
 # Never inherited by a stand-in: it would pin every request to one account, or send it elsewhere.
 DROP_ENV = ("MOTO_ACCOUNT_ID", "AWS_ENDPOINT_URL")
+# Always set for a stand-in: moto lets any account read another's bucket unless told to refuse, as S3 does
+# (403 AccessDenied; moto/settings.py s3_allow_crossdomain_access).
+AWS_LIKE_ENV = {"MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false"}
 
 
 def available() -> bool:
@@ -79,6 +82,8 @@ def threaded(*, key_index: bool = False) -> Iterator[str]:
 
     if key_index:
         install_key_index()
+    saved = {k: os.environ.get(k) for k in AWS_LIKE_ENV}
+    os.environ.update(AWS_LIKE_ENV)  # moto reads it per request, in this process
     server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -86,6 +91,11 @@ def threaded(*, key_index: bool = False) -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @dataclass(frozen=True)
@@ -118,8 +128,8 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """`base` (default: this process's environment) without the variables a stand-in must not inherit."""
-    return {k: v for k, v in (os.environ if base is None else base).items()
-            if k not in DROP_ENV and not k.startswith("AWS_ENDPOINT_URL")}
+    return {**{k: v for k, v in (os.environ if base is None else base).items()
+               if k not in DROP_ENV and not k.startswith("AWS_ENDPOINT_URL")}, **AWS_LIKE_ENV}
 
 
 def stop_process(proc: subprocess.Popen[Any]) -> None:

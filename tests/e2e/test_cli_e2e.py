@@ -35,7 +35,8 @@ def test_org_scan_of_demo_estate(moto_subprocess: str, tmp_path: Path) -> None:
     for f in doc["findings"]:
         by_account.setdefault(f["account_id"], set()).add((f["rule_id"], f["region"]))
     assert ids["security-tooling"] not in by_account  # the compliant account
-    assert ("BIL-001", "eu-west-1") in by_account[ids["payments-prod"]]
+    assert ("BIL-021", "eu-west-1") in by_account[ids["payments-prod"]]  # a us-east-1 bucket
+    assert ("BIL-020", "us-west-2") in by_account[ids["sandbox"]]  # a stranger's bucket
     assert ("BIL-004", "us-east-1") in by_account[ids["payments-prod"]]
     assert ("BIL-003", "us-east-1") in by_account[ids["data-science"]]
     assert "wrote" in proc.stdout

@@ -25,7 +25,7 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-001", "management", "us-west-2", "high"),
     ("BIL-001", "management", "eu-west-1", "high"),
     # payments-prod: an unguarded delivery role that names an old log group; a missing log group behind a
-    # prefix-similar one; a bare large-data bucket; an orphaned role; eu-west-1 off.
+    # prefix-similar one; a bare large-data bucket; an orphaned role; eu-west-1 delivers to a us-east-1 bucket.
     ("BIL-004", "payments-prod", "us-east-1", "high"),
     ("BIL-008", "payments-prod", "us-east-1", "medium"),
     ("BIL-009", "payments-prod", "us-east-1", "high"),
@@ -38,7 +38,7 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-015", "payments-prod", "us-west-2", "low"),
     ("BIL-016", "payments-prod", "us-west-2", "medium"),
     ("BIL-018", "payments-prod", "us-west-2", "medium"),
-    ("BIL-001", "payments-prod", "eu-west-1", "high"),
+    ("BIL-021", "payments-prod", "eu-west-1", "high"),
     ("BIL-010", "payments-prod", None, "low"),
     # data-science: video/audio not delivered everywhere; a public bucket; a key Bedrock may not use; a key
     # whose state the audit role may not read.
@@ -59,9 +59,9 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-007", "ml-platform", "us-west-2", "high"),
     ("BIL-017", "ml-platform", "us-west-2", "medium"),
     ("BIL-011", "ml-platform", "eu-west-1", "high"),
-    # sandbox: never configured; Bedrock used in us-east-1.
+    # sandbox: never configured; Bedrock used in us-east-1; us-west-2 names a bucket a stranger now owns.
     ("BIL-002", "sandbox", "us-east-1", "critical"),
-    ("BIL-001", "sandbox", "us-west-2", "high"),
+    ("BIL-020", "sandbox", "us-west-2", "high"),
     ("BIL-001", "sandbox", "eu-west-1", "high"),
 }
 
@@ -131,6 +131,14 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
                                                  "trusts_bedrock": True, "confused_deputy_guarded": True,
                                                  "can_write_log_group": True}
     assert [k["bedrock_can_generate_data_key"] for k in sec["eu-west-1"]["kms_keys"]] == [True]
+    assert bucket["owned"] is True and bucket["region_matches"] is True
+    # BIL-021: payments-prod eu-west-1's bucket is the account's own, in us-east-1, otherwise compliant.
+    archive = pay["eu-west-1"]["buckets"][0]
+    assert (archive["owned"], archive["region"], archive["region_matches"]) == (True, "us-east-1", False)
+    # BIL-020: sandbox us-west-2's bucket exists, ListBuckets omits it, and nothing else of it was read.
+    sandbox = {r["region"]: r for r in facts[ids["sandbox"]]["regions"]}
+    taken = sandbox["us-west-2"]["buckets"][0]
+    assert (taken["exists"], taken["owned"], taken.get("policy"), taken["public"]) == (True, False, None, None)
 
 
 def test_demo_flag_scans_the_same_organization(tmp_path: Path) -> None:

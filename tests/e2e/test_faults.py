@@ -25,6 +25,8 @@ SCAN_ARGS = ["--org", "--regions", REGIONS, "--format", "json", "-q", "-q"]
 PRIMARY_ACTION = collectors.PRIMARY.actions[0]
 RULE_IDS = {r.id for r in load_rules()}
 GLOBAL_SERVICES = {"iam", "sts", "organizations"}
+# Read once per account in the home region, for the buckets of every region.
+ACCOUNT_LEVEL_ACTIONS = {"s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock"}
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +224,8 @@ def test_access_denied_is_never_a_pass(estate: Estate, clean: tuple[CliRun, list
     assert used, f"the demo estate never calls {action}: the declaration or the demo is wrong"
     callers = sorted({account_of(s, estate) for s in used})
     regions = sorted({s.region for s in used} & set(DEMO_SCAN_REGIONS))
-    if action.split(":")[0] in GLOBAL_SERVICES or action in collectors.DISCOVERY_ACTIONS:
+    if (action.split(":")[0] in GLOBAL_SERVICES or action in collectors.DISCOVERY_ACTIONS
+            or action in ACCOUNT_LEVEL_ACTIONS):
         # IAM is read once per account for every region; without DescribeRegions every requested region
         # is tried, so leave out the one the demo has not enabled.
         regions = [r for r in DEMO_SCAN_REGIONS if r != "me-south-1"]

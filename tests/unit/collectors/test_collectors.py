@@ -456,9 +456,12 @@ def test_metrics_are_not_read_where_logging_is_on(org: dict[str, Member]) -> Non
     assert out.region()["usage"] is None
     assert out.calls("ListMetrics") == 0 and out.calls("GetMetricData") == 0
     assert out.rules() == set()
-    # The README's call budget: a compliant S3-only region with a KMS-encrypted bucket costs 9 calls.
+    # The README's call budget: a compliant S3-only region with a KMS-encrypted bucket costs 9 calls, plus the
+    # account's ListBuckets and s3control GetPublicAccessBlock once per account (moto's ListBuckets has no
+    # BucketRegion, so GetBucketLocation is still read; on AWS it is not).
     regional = {k: n for k, n in out.sessions.calls.operations.items() if k.split(":")[0] not in ("sts", "ec2", "iam")}
-    assert sum(regional.values()) == 9, regional
+    assert sum(regional.values()) == 11, regional
+    assert out.calls("ListBuckets") == 1 and out.calls("GetPublicAccessBlock") == 2  # the bucket's and the account's
 
 
 def test_destinations_are_read_only_when_configured(org: dict[str, Member]) -> None:
@@ -516,9 +519,19 @@ GAP_CASES = [
     pytest.param(("GetBucketOwnershipControls", "GetBucketAcl"), {"BIL-013", "BIL-018"}, id="s3-GetBucketAcl"),
     pytest.param(("GetBucketEncryption",), {"BIL-016", "BIL-019"}, id="s3-GetBucketEncryption"),
     pytest.param(("GetBucketLifecycleConfiguration",), {"BIL-015"}, id="s3-GetBucketLifecycleConfiguration"),
+    # ListBuckets lists the bucket: it exists and is ours, but its region (moto gives no BucketRegion) is unknown.
     pytest.param(("GetBucketLocation", "GetBucketPolicy", "GetPublicAccessBlock", "GetBucketOwnershipControls",
                   "GetBucketAcl", "GetBucketEncryption", "GetBucketLifecycleConfiguration"),
-                 {"BIL-011", "BIL-012", "BIL-013", "BIL-015", "BIL-016", "BIL-018", "BIL-019"}, id="s3-everything"),
+                 {"BIL-012", "BIL-013", "BIL-015", "BIL-016", "BIL-018", "BIL-019", "BIL-021"}, id="s3-every-read"),
+    pytest.param(("ListBuckets", "GetBucketLocation", "GetBucketPolicy", "GetPublicAccessBlock",
+                  "GetBucketOwnershipControls", "GetBucketAcl", "GetBucketEncryption",
+                  "GetBucketLifecycleConfiguration"),
+                 {"BIL-011", "BIL-012", "BIL-013", "BIL-015", "BIL-016", "BIL-018", "BIL-019", "BIL-020", "BIL-021"},
+                 id="s3-everything"),
+    # Without ListBuckets the reads (owner pinned with ExpectedBucketOwner) prove ownership: no gap at all.
+    pytest.param(("ListBuckets",), set(), id="s3-ListBuckets-falls-back-to-pinned-reads"),
+    # Block Public Access (bucket's and account's) only matters for a public statement or ACL: none here.
+    pytest.param(("GetPublicAccessBlock",), set(), id="s3-GetPublicAccessBlock-bucket-and-account"),
     pytest.param(("DescribeKey",), {"BIL-019"}, id="kms-DescribeKey"),
     pytest.param(("GetKeyPolicy",), {"BIL-019"}, id="kms-GetKeyPolicy"),
 ]
@@ -547,7 +560,7 @@ def test_bucket_location_denied_alone_is_inferred_from_the_other_reads(org: dict
     out = scan(m, deny("GetBucketLocation"))
     bucket = out.region()["buckets"][0]
     assert bucket["exists"] is True and bucket["region"]["gap"] is True
-    assert out.rules() == {"BIL-010"}
+    assert out.rules() == {"BIL-010", "SCAN-003:BIL-021"}  # moto's ListBuckets gives no BucketRegion
 
 
 def test_missing_bucket_behind_a_denied_location_is_still_missing(org: dict[str, Member]) -> None:
