@@ -98,7 +98,7 @@ def _rule(rule_id: str, catalog: dict[str, Any], first: Finding, severity: str) 
     return rule
 
 
-def _result(f: Finding, rule_index: int) -> dict[str, Any]:
+def _result(f: Finding, rule_index: int, rechecked: bool = True) -> dict[str, Any]:
     props: dict[str, Any] = {"resource": f.resource, "accountId": f.account_id, "accountName": f.account_name,
                              "region": f.region, "severity": f.severity, "findingId": f.id,
                              "baseline": f.baseline, "status": f.status}
@@ -117,6 +117,9 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         "partialFingerprints": {"primaryLocationLineHash": f.id},
         "properties": props,
     }
+    if not rechecked:  # kept open in code scanning: this run did not read it again, so it is not fixed
+        res["baselineState"] = "unchanged"
+        props["notRechecked"] = True
     sup = f.properties.get("suppression")
     if f.status == "suppressed":
         info = sup if isinstance(sup, dict) else {}
@@ -160,6 +163,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     index = {rid: i for i, rid in enumerate(order)}
     rules = [_rule(rid, ctx.catalog.get(rid, {}), first[rid], worst[rid]) for rid in order]
     m = result.meta
+    carried = {f.id for f in result.not_rechecked}
     notifications: list[dict[str, Any]] = []
     if omitted:
         notifications.append({"level": "warning", "descriptor": {"id": "audit-bedrock/truncated"},
@@ -183,7 +187,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         "automationDetails": {"id": automation_id(result)},
         "invocations": [invocation],
         "columnKind": "unicodeCodePoints",
-        "results": [_result(f, index[f.rule_id]) for f in kept],
+        "results": [_result(f, index[f.rule_id], f.id not in carried) for f in kept],
         "properties": {
             "organizationId": m.organization_id, "callerAccount": m.caller_account, "regions": list(m.regions),
             "accountsScanned": sum(1 for a in m.accounts if a.status == "scanned"),
@@ -193,6 +197,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     }
     if omitted:
         run["properties"]["truncationReason"] = reason
+    if carried:
+        run["properties"]["notRecheckedFindings"] = len(carried)
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
@@ -207,7 +213,7 @@ def _gzipped_size(data: bytes) -> int:
 def to_sarif(result: ScanResult, ctx: RenderContext, max_results: int = MAX_RESULTS,
              max_gzip_bytes: int = MAX_GZIP_BYTES) -> bytes:
     """Render, keeping the most severe findings when over either limit."""
-    ordered = _ordered(result.findings)
+    ordered = _ordered((*result.findings, *result.not_rechecked))
     keep = min(len(ordered), max_results)
     reason = f"GitHub accepts at most {max_results} results per run" if keep < len(ordered) else ""
     data = _encode(_document(result, ctx, ordered[:keep], len(ordered) - keep, reason))
