@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from audit_bedrock import collectors
 from audit_bedrock.aws.clients import Sessions
@@ -70,7 +71,7 @@ class Accumulator:
         status = doc.get("status", "error")
         self.outcomes.append(AccountOutcome(doc["account_id"], doc.get("account_name", ""),
                                             doc.get("ou_path", ""), status, doc.get("reason", "")))
-        if status == "error":
+        if status in ("error", "interrupted"):
             self.incomplete = True
         for r in doc.get("regions") or []:
             cell = coverage_cell(doc["account_id"], r)
@@ -121,9 +122,22 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
 _DATA_ORDER = {t: i for i, t in enumerate(DATA_TYPES)}
 
 
-def skipped_doc(acct: Account, reason: str) -> dict[str, Any]:
+def skipped_doc(acct: Account, reason: str, status: str = "skipped") -> dict[str, Any]:
     return {"account_id": acct.id, "account_name": acct.name, "ou_path": acct.ou_path,
-            "status": "skipped", "reason": reason, "regions": []}
+            "status": status, "reason": reason, "regions": []}
+
+
+NOT_STARTED = "not scanned: the scan was interrupted before this account"
+
+
+def mark_interrupted(doc: dict[str, Any]) -> None:
+    """An account the interrupt caught mid-scan: status interrupted, and every account-level fact not read
+    yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
+    doc.update(status="interrupted", reason="the scan was interrupted before this account was finished")
+    doc.setdefault("scanned_regions", [r["region"] for r in doc["regions"] if r.get("status") == "scanned"])
+    for c in collectors.ACCOUNT_COLLECTORS:
+        if c.name not in doc:
+            doc[c.name] = gap(",".join(c.actions), "Interrupted", "the scan was interrupted before this was read")
 
 
 class Scanner:
@@ -147,7 +161,7 @@ class Scanner:
         self.sessions.begin_account()
         try:
             creds = self.credentials_for(acct)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
             log.warning("%s: cannot enter account: %s", where, error_message(exc))
             doc.update(status="error", reason=f"AssumeRole failed: {error_message(exc)}")
             return doc
@@ -159,7 +173,8 @@ class Scanner:
         actx = AccountContext(acct.id, acct.name, make_client, self.sessions.home_region, settings=settings)
         try:
             self._scan_regions(actx, doc)
-            if self.stop.is_set():
+            if self.stop.is_set():  # the account-level checks never ran: interrupted, not scanned
+                mark_interrupted(doc)
                 return doc
             region_docs = [r for r in doc["regions"] if r.get("status") == "scanned"]
             for c in collectors.ACCOUNT_COLLECTORS:
@@ -180,7 +195,6 @@ class Scanner:
         enabled = enabled_regions(actx.client("ec2", actx.home_region))
         for region in sorted(candidates):
             if self.stop.is_set():
-                doc.update(status="error", reason="scan interrupted")
                 return
             if enabled is not None and region not in enabled:
                 doc["regions"].append({"account_id": actx.account_id, "region": region, "status": "skipped",
@@ -266,10 +280,11 @@ class Scanner:
             for fut, acct in pending.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     doc = fut.result()
-                    if doc.get("reason") != "scan interrupted":
+                    if doc.get("status") != "interrupted" or any(r.get("status") == "scanned"
+                                                                  for r in doc["regions"]):
                         on_done(doc)
                         continue
-                on_done(skipped_doc(acct, "not scanned: the scan was interrupted"))
+                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
             for acct in it:
-                on_done(skipped_doc(acct, "not scanned: the scan was interrupted"))
+                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
         return not interrupted

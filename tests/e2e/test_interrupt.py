@@ -92,11 +92,14 @@ def test_ctrl_c_after_first_account_writes_what_was_scanned(estate: Estate, tmp_
     not_scanned = [a for a in scan["accounts"] if a["status"] != "scanned" and "SUSPENDED" not in a["reason"]]
     assert not_scanned, "the interrupt came too late to leave anything unscanned"
     for a in not_scanned:
-        assert a["status"] == "skipped" and "interrupted" in a["reason"], a
+        assert a["status"] == "interrupted" and "interrupted" in a["reason"], a
     scanned = {a["id"] for a in scan["accounts"] if a["status"] == "scanned"}
     cells = [c for c in doc["coverage"] if c["account_id"] in scanned and c["status"] == "scanned"]
     assert cells, "the scanned account has no coverage"
-    assert {f["account_id"] for f in doc["findings"]} <= scanned  # nothing judged for what was not scanned
+    # nothing judged for what was not read; an account caught mid-scan reports its unevaluated rules as gaps
+    partly = {a["id"] for a in scan["accounts"] if a["status"] == "interrupted"
+              and any(c["account_id"] == a["id"] and c["status"] == "scanned" for c in doc["coverage"])}
+    assert {f["account_id"] for f in doc["findings"]} <= scanned | partly
     assert "interrupted" in stdout
 
 
