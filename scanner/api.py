@@ -405,7 +405,7 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
                 "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
                 "api_calls": m.api_calls, "interrupted": m.interrupted}
         path = Path(out.save_facts)
-        write_atomic(path, dump_facts(path, meta, list(facts)))
+        write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
         dest = join(out.output_dir, FORMATS[fmt][0])

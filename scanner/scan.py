@@ -127,6 +127,8 @@ def skipped_doc(acct: Account, reason: str, status: str = "skipped") -> dict[str
             "status": status, "reason": reason, "regions": []}
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPT_GRACE_SECONDS = 5.0
 NOT_STARTED = "not scanned: the scan was interrupted before this account"
 
 
@@ -143,9 +145,10 @@ def mark_interrupted(doc: dict[str, Any]) -> None:
 class Scanner:
     """Scans accounts in a bounded thread pool; each account's regions are read in sequence."""
 
-    def __init__(self, sessions: Sessions, plan: ScanPlan) -> None:
+    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS) -> None:
         self.sessions = sessions
         self.plan = plan
+        self.grace = grace  # how long in-flight accounts may finish after an interrupt
         self.stop = threading.Event()
 
     def credentials_for(self, acct: Account) -> Any:
@@ -244,7 +247,13 @@ class Scanner:
             raise KeyboardInterrupt
 
         main_thread = threading.current_thread() is threading.main_thread()
-        previous: Any = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        # SIGTERM (Lambda, containers, CI runners) is handled like Ctrl-C; a signal inherited as ignored
+        # (SIGINT in a background job) stays ignored.
+        previous: dict[int, Any] = {}
+        if main_thread:
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    previous[sig] = signal.signal(sig, on_sigint)
         try:
             exhausted = False
             while True:
@@ -271,11 +280,15 @@ class Scanner:
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
-            log.warning("interrupted: finishing the accounts in flight and writing what was scanned")
+            log.warning("interrupted: giving the accounts in flight %.0f s, then writing what was scanned",
+                        self.grace)
         finally:
-            if main_thread:  # a second Ctrl-C while the accounts in flight wind down stops at once
-                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-            pool.shutdown(wait=True, cancel_futures=True)
+            for signum, handler in previous.items():  # a second Ctrl-C while the accounts in flight wind down
+                signal.signal(signum, handler if handler is not None else signal.default_int_handler)
+            # in-flight accounts get a short grace, not the retries of a black-holed endpoint
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            if interrupted and pending:
+                wait(pending, timeout=self.grace)
         if interrupted:
             for fut, acct in pending.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:

@@ -327,3 +327,21 @@ def test_log_lines_are_one_line_without_terminal_escapes() -> None:
     SecretFilter().filter(record)
     message = record.getMessage()
     assert "\x1b" not in message and "\x07" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("umask", "private", "mode"), [
+    pytest.param(0o022, False, 0o644, id="report-umask-022"),
+    pytest.param(0o077, False, 0o600, id="report-umask-077"),
+    pytest.param(0o027, False, 0o640, id="report-umask-027"),
+    pytest.param(0o000, True, 0o600, id="facts-always-0600"),
+])
+def test_written_files_respect_the_umask(tmp_path: Path, umask: int, private: bool, mode: int) -> None:
+    """issue 12: reports were chmod 0644 whatever the umask; --save-facts files (full policies) are 0600."""
+    from audit_bedrock.output import write_atomic
+
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "f.json", b"{}\n", private=private)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == mode
