@@ -52,6 +52,13 @@ def _sentence(text: str) -> str:
     return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
+def plain_message(text: str) -> str:
+    """Message text as SARIF's plain-text format requires (SARIF 2.1.0, 3.11.6): `[` and `]` that do not
+    open an embedded link, and `\\`, escaped with a backslash, so an AWS-controlled value such as a key prefix
+    `[Fix it now](https://evil.example)` is shown as text, never as a live link."""
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
+
+
 def _pascal(title: str) -> str:
     """A Pascal-case friendly name from a title (SARIF2012): words capitalised, one-letter words dropped."""
     words = [w for w in re.findall(r"[A-Za-z0-9]+", title) if len(w) > 1 or w.isdigit()]
@@ -109,7 +116,7 @@ def _result(f: Finding, rule_index: int, rechecked: bool = True) -> dict[str, An
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL.get(f.severity, "warning"),
-        "message": {"text": _sentence(f.message or f.title)},
+        "message": {"text": plain_message(_sentence(f.message or f.title))},
         "locations": [{
             "physicalLocation": {"artifactLocation": {"uri": location_uri(f)}, "region": {"startLine": 1}},
             "logicalLocations": [{"fullyQualifiedName": f.resource, "kind": "resource"}],
@@ -173,7 +180,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     for a in m.accounts:
         if a.status == "error":
             notifications.append({"level": "error", "descriptor": {"id": "audit-bedrock/account-error"},
-                                  "message": {"text": _sentence(f"Account {a.id} could not be scanned: {a.reason}")}})
+                                  "message": {"text": plain_message(
+                                      _sentence(f"Account {a.id} could not be scanned: {a.reason}"))}})
     invocation: dict[str, Any] = {"executionSuccessful": not m.incomplete}
     if m.started_at:
         invocation["startTimeUtc"] = m.started_at
