@@ -94,7 +94,7 @@ def load_baseline(path: str) -> list[Finding]:
     if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("findings"), list):
         raise UsageError("not a findings.json with schema_version 1", source=path)
     try:
-        carried = doc.get("not_rechecked") or []  # still open as far as anyone knows: part of the baseline
+        carried = doc.get("not_rechecked", [])  # still open as far as anyone knows: part of the baseline
         if not isinstance(carried, list):
             raise UsageError("corrupt baseline file: not_rechecked must be a list", source=path)
         findings = [Finding.from_json(f) for f in [*doc["findings"], *carried]]
