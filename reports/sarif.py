@@ -52,6 +52,13 @@ def _sentence(text: str) -> str:
     return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
+def plain_message(text: str) -> str:
+    """Message text as SARIF's plain-text format requires (SARIF 2.1.0, 3.11.6): `[` and `]` that do not
+    open an embedded link, and `\\`, escaped with a backslash, so an AWS-controlled value such as a key prefix
+    `[Fix it now](https://evil.example)` is shown as text, never as a live link."""
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
+
+
 def _pascal(title: str) -> str:
     """A Pascal-case friendly name from a title (SARIF2012): words capitalised, one-letter words dropped."""
     words = [w for w in re.findall(r"[A-Za-z0-9]+", title) if len(w) > 1 or w.isdigit()]
@@ -98,7 +105,7 @@ def _rule(rule_id: str, catalog: dict[str, Any], first: Finding, severity: str) 
     return rule
 
 
-def _result(f: Finding, rule_index: int) -> dict[str, Any]:
+def _result(f: Finding, rule_index: int, rechecked: bool = True) -> dict[str, Any]:
     props: dict[str, Any] = {"resource": f.resource, "accountId": f.account_id, "accountName": f.account_name,
                              "region": f.region, "severity": f.severity, "findingId": f.id,
                              "baseline": f.baseline, "status": f.status}
@@ -109,7 +116,7 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL.get(f.severity, "warning"),
-        "message": {"text": _sentence(f.message or f.title)},
+        "message": {"text": plain_message(_sentence(f.message or f.title))},
         "locations": [{
             "physicalLocation": {"artifactLocation": {"uri": location_uri(f)}, "region": {"startLine": 1}},
             "logicalLocations": [{"fullyQualifiedName": f.resource, "kind": "resource"}],
@@ -117,6 +124,9 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         "partialFingerprints": {"primaryLocationLineHash": f.id},
         "properties": props,
     }
+    if not rechecked:  # kept open in code scanning: this run did not read it again, so it is not fixed
+        res["baselineState"] = "unchanged"
+        props["notRechecked"] = True
     sup = f.properties.get("suppression")
     if f.status == "suppressed":
         info = sup if isinstance(sup, dict) else {}
@@ -150,8 +160,9 @@ def _skipped_regions(result: ScanResult) -> list[dict[str, Any]]:
         regions = sorted({r for _, r in cells})
         accounts = sorted({a for a, _ in cells})
         notes.append({"level": "note", "descriptor": {"id": "audit-bedrock/region-skipped"},
-                      "message": {"text": _sentence(f"Skipped {len(cells)} region(s) ({', '.join(regions)}) in "
-                                                    f"{len(accounts)} account(s): {reason}")},
+                      "message": {"text": plain_message(_sentence(
+                          f"Skipped {len(cells)} region(s) ({', '.join(regions)}) in {len(accounts)} account(s): "
+                          f"{reason}"))},
                       "properties": {"reason": reason, "regions": regions, "accounts": accounts[:100],
                                      "accountCount": len(accounts)}})
     return notes
@@ -179,6 +190,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     index = {rid: i for i, rid in enumerate(order)}
     rules = [_rule(rid, ctx.catalog.get(rid, {}), first[rid], worst[rid]) for rid in order]
     m = result.meta
+    carried = {f.id for f in result.not_rechecked}
     notifications: list[dict[str, Any]] = []
     if omitted:
         notifications.append({"level": "warning", "descriptor": {"id": "audit-bedrock/truncated"},
@@ -188,7 +200,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     for a in m.accounts:
         if a.status == "error":
             notifications.append({"level": "error", "descriptor": {"id": "audit-bedrock/account-error"},
-                                  "message": {"text": _sentence(f"Account {a.id} could not be scanned: {a.reason}")}})
+                                  "message": {"text": plain_message(
+                                      _sentence(f"Account {a.id} could not be scanned: {a.reason}"))}})
     notifications.extend(_skipped_regions(result))
     invocation: dict[str, Any] = {"executionSuccessful": not m.incomplete}
     if m.started_at:
@@ -203,7 +216,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         "automationDetails": {"id": automation_id(result)},
         "invocations": [invocation],
         "columnKind": "unicodeCodePoints",
-        "results": [_result(f, index[f.rule_id]) for f in kept],
+        "results": [_result(f, index[f.rule_id], f.id not in carried) for f in kept],
         "properties": {
             "organizationId": m.organization_id, "callerAccount": m.caller_account, "regions": list(m.regions),
             "accountsScanned": sum(1 for a in m.accounts if a.status == "scanned"),
@@ -213,6 +226,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     }
     if omitted:
         run["properties"]["truncationReason"] = reason
+    if carried:
+        run["properties"]["notRecheckedFindings"] = len(carried)
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
@@ -227,7 +242,7 @@ def _gzipped_size(data: bytes) -> int:
 def to_sarif(result: ScanResult, ctx: RenderContext, max_results: int = MAX_RESULTS,
              max_gzip_bytes: int = MAX_GZIP_BYTES) -> bytes:
     """Render, keeping the most severe findings when over either limit."""
-    ordered = _ordered(result.findings)
+    ordered = _ordered((*result.findings, *result.not_rechecked))
     keep = min(len(ordered), max_results)
     reason = f"GitHub accepts at most {max_results} results per run" if keep < len(ordered) else ""
     data = _encode(_document(result, ctx, ordered[:keep], len(ordered) - keep, reason))

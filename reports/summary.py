@@ -8,10 +8,12 @@ from collections import Counter
 from typing import TextIO
 
 from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
+from audit_bedrock.errors import printable
 from audit_bedrock.model import Finding, ScanResult
 
 _COLOURS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
-            "info": "\033[2m", "new": "\033[1;33m", "fixed": "\033[32m"}
+            "info": "\033[2m", "new": "\033[1;33m", "fixed": "\033[32m",
+            "not re-checked": "\033[2m"}
 _RESET = "\033[0m"
 WORST_ACCOUNTS = 5
 DIFF_LINES = 5
@@ -31,7 +33,8 @@ def _paint(text: str, key: str, colour: bool) -> str:
 
 def _line(f: Finding, names: dict[str, str]) -> str:
     name = names.get(f.account_id) or f.account_name or "-"
-    return f"{f.severity:<8} {f.rule_id:<9} {f.account_id} ({name}) {f.region or 'account-wide'}: {f.title}"
+    return printable(f"{f.severity:<8} {f.rule_id:<9} {f.account_id} ({name}) {f.region or 'account-wide'}: "
+                     f"{f.title}")
 
 
 def render_summary(result: ScanResult, written: list[str], out: TextIO | None = None,
@@ -45,7 +48,9 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
     scanned = sum(1 for a in m.accounts if a.status == "scanned")
     errors = sum(1 for a in m.accounts if a.status == "error")
     skipped = sum(1 for a in m.accounts if a.status == "skipped")
-    print(f"audit-bedrock: {scanned} account(s) scanned, {errors} error, {skipped} skipped; "
+    interrupted = sum(1 for a in m.accounts if a.status == "interrupted")
+    stopped = f", {interrupted} interrupted" if interrupted else ""
+    print(f"audit-bedrock: {scanned} account(s) scanned, {errors} error, {skipped} skipped{stopped}; "
           f"{len(m.regions)} region(s); {m.api_calls} API calls", file=out)
     counts = result.summary()
     cells = []
@@ -63,8 +68,10 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
         new = [f for f in result.open_findings() if f.baseline == "new"]
         unchanged = sum(1 for f in result.open_findings() if f.baseline == "unchanged")
         print(f"vs baseline    {_paint(f'{len(new)} new', 'new', colour and bool(new))}, {unchanged} unchanged, "
-              f"{_paint(f'{len(result.fixed)} fixed', 'fixed', colour and bool(result.fixed))}", file=out)
-        for label, items in (("new", new), ("fixed", list(result.fixed))):
+              f"{_paint(f'{len(result.fixed)} fixed', 'fixed', colour and bool(result.fixed))}"
+              + (f", {len(result.not_rechecked)} not re-checked" if result.not_rechecked else ""), file=out)
+        diff = (("new", new), ("fixed", list(result.fixed)), ("not re-checked", list(result.not_rechecked)))
+        for label, items in diff:
             items = sorted(items, key=lambda f: (*f.sort_key(), f.id))
             for f in items[:DIFF_LINES]:
                 print(f"  {_paint(f'{label:<5}', label, colour)} {_line(f, names)}", file=out)
@@ -79,14 +86,14 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
         print("worst accounts:", file=out)
         top = sorted(worst, key=lambda a: (rank[a], -worst[a], a))[:WORST_ACCOUNTS]
         for acct in top:
-            label = f"{acct} ({names.get(acct) or '-'})"
+            label = printable(f"{acct} ({names.get(acct) or '-'})")
             sev = SEVERITIES[rank[acct]]
             print(f"  {label:<40} {worst[acct]:>3} open, worst {_paint(sev, sev, colour)}", file=out)
     for notice in result.notices:
-        print(f"note: {notice}", file=out)
+        print(f"note: {printable(notice)}", file=out)
     if m.interrupted:
         print("the scan was interrupted: the reports cover only what was scanned", file=out)
     elif m.incomplete:
         print("the scan is incomplete: see the SCAN-* findings and the accounts with errors", file=out)
     for path in written:
-        print(f"wrote {path}", file=out)
+        print(f"wrote {printable(path)}", file=out)

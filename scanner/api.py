@@ -28,10 +28,16 @@ from typing import Any, Literal
 from audit_bedrock import __version__, constants
 from audit_bedrock.config import Config, load_config, validate_regions
 from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
-from audit_bedrock.engine import Evaluator, Rule, load_rules
+from audit_bedrock.engine import GAP_RULE_ID, Evaluator, Rule, load_rules
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import dump_facts, load_facts
-from audit_bedrock.findings import FindingBuilder, apply_baseline, load_baseline, sort_findings
+from audit_bedrock.findings import (
+    FindingBuilder,
+    apply_baseline,
+    load_baseline,
+    not_rechecked_reason,
+    sort_findings,
+)
 from audit_bedrock.merge import merge
 from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
 from audit_bedrock.output import S3Writer, join, write_atomic, write_output
@@ -184,6 +190,9 @@ def load_settings(options: RunOptions) -> Settings:
         if rid not in ids:
             raise UsageError(f"'severity_overrides.{rid}': no such rule", source=src)
     for rid in cfg.disabled_rules:
+        if rid == GAP_RULE_ID:  # it reports every rule that could not be evaluated: disabling it hides them
+            raise UsageError(f"'disabled_rules': {GAP_RULE_ID} cannot be disabled: it reports the rules that "
+                             "could not be evaluated (suppress it per account instead)", source=src)
         if rid not in ids:
             raise UsageError(f"'disabled_rules': no such rule '{rid}'", source=src)
     for i, s in enumerate(cfg.suppressions):
@@ -380,8 +389,9 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
     out = options.output
     formats = check_formats(out.formats)
     if baseline is not None:
-        marked, fixed = apply_baseline(list(result.findings), baseline)
-        result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
+        marked, fixed, carried = apply_baseline(list(result.findings), baseline,
+                                                not_rechecked_reason(result, {r.id for r in settings.rules}))
+        result = replace(result, findings=tuple(marked), fixed=tuple(fixed), not_rechecked=tuple(carried))
     ctx = RenderContext(catalog={r.id: r.to_catalog() for r in settings.rules}, version=__version__,
                         baseline=out.baseline if baseline is not None else None)
     s3 = S3Writer(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url)
@@ -392,7 +402,7 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
                 "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
                 "api_calls": m.api_calls, "interrupted": m.interrupted, "region_source": m.region_source}
         path = Path(out.save_facts)
-        write_atomic(path, dump_facts(path, meta, list(facts)))
+        write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
         dest = join(out.output_dir, FORMATS[fmt][0])

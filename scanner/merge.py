@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock.errors import UsageError
+from audit_bedrock.facts import lone_surrogate
 from audit_bedrock.findings import sort_findings
 from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanMeta, ScanResult
 
@@ -44,6 +45,9 @@ def read_part(path: str) -> Part:
         raise _not_findings(path, f"invalid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("schema_version") != 1:
         raise _not_findings(path, "no schema_version 1")
+    problem = lone_surrogate(doc)
+    if problem:
+        raise _not_findings(path, problem)
     scan = doc.get("scan")
     if not isinstance(scan, dict):
         raise _not_findings(path, "no 'scan' object")

@@ -21,12 +21,13 @@ class Account:
 
 @dataclass(frozen=True)
 class AccountOutcome:
-    """How the scan of one account went: scanned, error (not entered) or skipped."""
+    """How the scan of one account went: scanned, error (not entered), skipped, or interrupted (the scan was
+    stopped before the account was finished: its account-level checks did not run)."""
 
     id: str
     name: str
     ou_path: str
-    status: Literal["scanned", "error", "skipped"]
+    status: Literal["scanned", "error", "skipped", "interrupted"]
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -126,6 +127,7 @@ class ScanResult:
     findings: tuple[Finding, ...]
     fixed: tuple[Finding, ...] = ()
     notices: tuple[str, ...] = ()
+    not_rechecked: tuple[Finding, ...] = ()  # baseline findings this run did not read again: neither open nor fixed
 
     def open_findings(self) -> list[Finding]:
         return [f for f in self.findings if f.status == "open"]

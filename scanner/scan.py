@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from audit_bedrock import collectors
 from audit_bedrock.aws.clients import Sessions
@@ -75,7 +76,7 @@ class Accumulator:
         status = doc.get("status", "error")
         self.outcomes.append(AccountOutcome(doc["account_id"], doc.get("account_name", ""),
                                             doc.get("ou_path", ""), status, doc.get("reason", "")))
-        if status == "error":
+        if status in ("error", "interrupted"):
             self.incomplete = True
         for r in doc.get("regions") or []:
             cell = coverage_cell(doc["account_id"], r)
@@ -148,17 +149,33 @@ def scp_denial(failure: Failure) -> str | None:
     return f"{failure.fact['action']} is denied by a service control policy" + (f" ({arn.group(1)})" if arn else "")
 
 
-def skipped_doc(acct: Account, reason: str) -> dict[str, Any]:
+def skipped_doc(acct: Account, reason: str, status: str = "skipped") -> dict[str, Any]:
     return {"account_id": acct.id, "account_name": acct.name, "ou_path": acct.ou_path,
-            "status": "skipped", "reason": reason, "regions": []}
+            "status": status, "reason": reason, "regions": []}
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPT_GRACE_SECONDS = 5.0
+NOT_STARTED = "not scanned: the scan was interrupted before this account"
+
+
+def mark_interrupted(doc: dict[str, Any]) -> None:
+    """An account the interrupt caught mid-scan: status interrupted, and every account-level fact not read
+    yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
+    doc.update(status="interrupted", reason="the scan was interrupted before this account was finished")
+    doc.setdefault("scanned_regions", [r["region"] for r in doc["regions"] if r.get("status") == "scanned"])
+    for c in collectors.ACCOUNT_COLLECTORS:
+        if c.name not in doc:
+            doc[c.name] = gap(",".join(c.actions), "Interrupted", "the scan was interrupted before this was read")
 
 
 class Scanner:
     """Scans accounts in a bounded thread pool; each account's regions are read in sequence."""
 
-    def __init__(self, sessions: Sessions, plan: ScanPlan) -> None:
+    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS) -> None:
         self.sessions = sessions
         self.plan = plan
+        self.grace = grace  # how long in-flight accounts may finish after an interrupt
         self.stop = threading.Event()
         # Reads inside other accounts of the organization (AccountContext.peer): one at a time, each account
         # entered once and each of its facts read once per scan, whichever scanned account needs it.
@@ -179,7 +196,7 @@ class Scanner:
         self.sessions.begin_account()
         try:
             creds = self.credentials_for(acct)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
             log.warning("%s: cannot enter account: %s", where, error_message(exc))
             doc.update(status="error", reason=f"AssumeRole failed: {error_message(exc)}")
             return doc
@@ -193,7 +210,8 @@ class Scanner:
         actx.peer = functools.partial(self.peer, actx)
         try:
             self._scan_regions(actx, doc)
-            if self.stop.is_set():
+            if self.stop.is_set():  # the account-level checks never ran: interrupted, not scanned
+                mark_interrupted(doc)
                 return doc
             region_docs = [r for r in doc["regions"] if r.get("status") == "scanned"]
             for c in collectors.ACCOUNT_COLLECTORS:
@@ -248,7 +266,6 @@ class Scanner:
         enabled = enabled_regions(actx.client("ec2", actx.home_region))
         for region in sorted(candidates):
             if self.stop.is_set():
-                doc.update(status="error", reason="scan interrupted")
                 return
             if enabled is not None and region not in enabled:
                 doc["regions"].append({"account_id": actx.account_id, "region": region, "status": "skipped",
@@ -301,7 +318,13 @@ class Scanner:
             raise KeyboardInterrupt
 
         main_thread = threading.current_thread() is threading.main_thread()
-        previous: Any = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        # SIGTERM (Lambda, containers, CI runners) is handled like Ctrl-C; a signal inherited as ignored
+        # (SIGINT in a background job) stays ignored.
+        previous: dict[int, Any] = {}
+        if main_thread:
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    previous[sig] = signal.signal(sig, on_sigint)
         try:
             exhausted = False
             while True:
@@ -328,19 +351,24 @@ class Scanner:
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
-            log.warning("interrupted: finishing the accounts in flight and writing what was scanned")
+            log.warning("interrupted: giving the accounts in flight %.0f s, then writing what was scanned",
+                        self.grace)
         finally:
-            if main_thread:  # a second Ctrl-C while the accounts in flight wind down stops at once
-                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-            pool.shutdown(wait=True, cancel_futures=True)
+            for signum, handler in previous.items():  # a second Ctrl-C while the accounts in flight wind down
+                signal.signal(signum, handler if handler is not None else signal.default_int_handler)
+            # in-flight accounts get a short grace, not the retries of a black-holed endpoint
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            if interrupted and pending:
+                wait(pending, timeout=self.grace)
         if interrupted:
             for fut, acct in pending.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     doc = fut.result()
-                    if doc.get("reason") != "scan interrupted":
+                    if doc.get("status") != "interrupted" or any(r.get("status") == "scanned"
+                                                                  for r in doc["regions"]):
                         on_done(doc)
                         continue
-                on_done(skipped_doc(acct, "not scanned: the scan was interrupted"))
+                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
             for acct in it:
-                on_done(skipped_doc(acct, "not scanned: the scan was interrupted"))
+                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
         return not interrupted

@@ -594,3 +594,27 @@ def test_every_region_collector_declares_its_actions() -> None:
     for c in REGION_COLLECTORS:
         assert c.actions and set(c.actions) <= set(declared)
     assert all(a.split(":")[1].startswith(("Get", "List", "Describe", "Head")) for a in declared)
+
+
+@pytest.mark.parametrize("exc", [
+    # botocore.parsers.ResponseParserError derives from Exception, not BotoCoreError (botocore/parsers.py)
+    pytest.param("parser", id="response-parser-error"),
+    pytest.param("client", id="client-error"),
+])
+def test_an_unparsable_response_is_a_gap_naming_the_call(exc: str) -> None:
+    """issue 12: one unparsable response used to kill the whole collector for the account."""
+    from botocore.parsers import ResponseParserError
+
+    from audit_bedrock.collectors.base import Failure, call
+
+    class Client:
+        def get_bucket_policy(self, **kwargs: Any) -> dict[str, Any]:
+            if exc == "parser":
+                raise ResponseParserError("Unable to parse response (not well-formed), invalid XML received")
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetBucketPolicy")
+
+    with pytest.raises(Failure) as caught:
+        call(Client(), "get_bucket_policy", "s3:GetBucketPolicy", "111111111111/us-east-1", Bucket="b")
+    fact = caught.value.fact
+    assert fact["gap"] is True and fact["action"] == "s3:GetBucketPolicy"
+    assert fact["code"] == ("ResponseParserError" if exc == "parser" else "AccessDenied")

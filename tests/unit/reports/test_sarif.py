@@ -244,3 +244,24 @@ def test_demo_estate_sarif_passes_github_rules(moto_subprocess: str, tmp_path: P
         assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] \
             == f"aws/{f['account_id']}/{region}/bedrock-invocation-logging"
         assert res["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == f["resource"]
+
+
+def test_message_text_cannot_carry_a_live_link() -> None:
+    """issue 12: AWS-controlled values (a key prefix) in a message are escaped as SARIF plain text requires."""
+    first = sample_result()
+    evil = replace(first.findings[0], message="prefix [Fix it now](https://evil.example) under \\ logs")
+    doc = sarif(replace(first, findings=(evil, *first.findings[1:])))
+    texts = [r["message"]["text"] for r in doc["runs"][0]["results"] if r["properties"]["findingId"] == evil.id]
+    assert texts == ["prefix \\[Fix it now\\](https://evil.example) under \\\\ logs."]
+
+
+def test_not_rechecked_findings_stay_open_in_sarif() -> None:
+    """issue 12: a baseline finding this run did not read again is a result (never closed), marked unchanged."""
+    first = sample_result()
+    carried = replace(first.findings[0], id="f" * 32, properties={"not_rechecked": "the account was not scanned"})
+    doc = sarif(replace(first, not_rechecked=(carried,)))
+    run = doc["runs"][0]
+    mine = [r for r in run["results"] if r["partialFingerprints"]["primaryLocationLineHash"] == carried.id]
+    assert len(mine) == 1 and mine[0]["baselineState"] == "unchanged" and mine[0]["properties"]["notRechecked"]
+    assert run["properties"]["notRecheckedFindings"] == 1
+    assert_github_rules(doc)

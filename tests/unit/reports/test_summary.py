@@ -76,3 +76,20 @@ def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, stream: type
     text = summary(baseline=True, out=out)
     assert bool(ANSI.search(text)) is coloured
     assert ANSI.sub("", text) == summary(baseline=True, colour=False)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("\x1b]0;pwned\x07\x1b[2J", id="osc-retitle-and-clear"),
+    pytest.param("ok\nopen findings  critical: 0", id="newline-forges-a-line"),
+    pytest.param("a\u202egnp.exe", id="bidi-override"),
+])
+def test_hostile_account_names_cannot_drive_the_terminal(name: str) -> None:
+    """issue 12: AWS-controlled values (an account name, a notice) are printed with control characters escaped."""
+    result = sample_result()
+    accounts = tuple(replace(a, name=name) for a in result.meta.accounts)
+    result = replace(result, meta=replace(result.meta, accounts=accounts), notices=(f"merged {name}",))
+    out = io.StringIO()
+    render_summary(result, ["out/findings.json"], out=out, colour=False)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert sum(line.startswith("open findings") for line in text.splitlines()) == 1  # no forged line
