@@ -35,6 +35,7 @@ from audit_bedrock.constants import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    EXIT_WRITE_FAILED,
     SEVERITY_RANK,
 )
 from audit_bedrock.engine import Evaluator, Rule, load_rules
@@ -43,18 +44,28 @@ from audit_bedrock.facts import dump_facts, load_facts
 from audit_bedrock.findings import FindingBuilder, apply_baseline, load_baseline, sort_findings
 from audit_bedrock.merge import merge
 from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
-from audit_bedrock.output import S3Writer, join, write_atomic, write_output
+from audit_bedrock.output import (
+    STDOUT_DIR,
+    S3Writer,
+    check_local_dir,
+    is_s3,
+    join,
+    split_s3,
+    write_atomic,
+    write_output,
+)
 from audit_bedrock.reports import FORMATS, RenderContext, renderer
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.shard import shard_of
 from audit_bedrock.yamlcheck import did_you_mean
 
 log = logging.getLogger("audit_bedrock")
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK",
-           "EXIT_USAGE", "OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
-           "Settings", "catalog_rules", "catalog_text", "check_formats", "evaluate_facts", "evaluate_saved",
-           "exit_code", "known_regions", "load_settings", "merge_results", "parse_regions", "policy_text",
-           "read_baseline", "run", "scan", "write_reports"]
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED",
+           "EXIT_OK", "EXIT_USAGE", "EXIT_WRITE_FAILED", "OutputOptions", "Report", "RunOptions", "ScanOptions",
+           "ScanOutcome", "ScopeOptions", "Settings", "catalog_rules", "catalog_text", "check_formats",
+           "check_outputs", "check_profile", "evaluate_facts", "evaluate_saved", "exit_code", "known_regions",
+           "load_settings", "merge_results", "parse_regions", "policy_text", "read_baseline", "run", "scan",
+           "write_reports"]
 
 FailOn = Literal["critical", "high", "medium", "low", "none"]
 Regions = tuple[str, ...] | Literal["all"] | None
@@ -101,6 +112,7 @@ class OutputOptions:
     output_dir: str = DEFAULT_OUTPUT_DIR  # a folder or s3://bucket/prefix
     baseline: str | None = None
     fail_on_new: bool = False
+    fail_on_incomplete: bool = False  # an incomplete scan exits 3 even when it has findings at or above fail_on
     save_facts: str | None = None
     progress: bool = True  # a progress bar when stderr is a terminal
     summary: bool = True  # the summary on stdout
@@ -128,6 +140,9 @@ class RunOptions:
             raise UsageError("--shard applies to a scan, not to --from-facts")
         if self.from_facts and self.output.save_facts:
             raise UsageError("--save-facts and --from-facts cannot be combined")
+        if self.output.fail_on_new and not self.output.baseline:
+            raise UsageError("--fail-on-new needs --baseline (a previous findings.json): without one every finding "
+                             "is new")
 
 
 @dataclass(frozen=True)
@@ -151,10 +166,11 @@ class ScanOutcome:
 
 @dataclass(frozen=True)
 class Report:
-    """What write_reports did: the result as reported (baseline applied) and the files written."""
+    """What write_reports did: the result as reported (baseline applied), the files written, the ones that failed."""
 
     result: ScanResult
     written: tuple[str, ...]
+    failed: tuple[str, ...] = ()  # "DEST: why" for each file that could not be written
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -218,6 +234,58 @@ def read_baseline(path: str | None, shard: tuple[int, int] | None = None) -> lis
     if shard:  # a shard answers for its own accounts only: the others are not "fixed"
         baseline = [f for f in baseline if shard_of(f.account_id, shard[1]) == shard[0]]
     return baseline
+
+
+def check_profile(profile: str | None) -> None:
+    """Refuse a --profile (or AWS_PROFILE) that names no profile, before anything else runs."""
+    import os
+
+    import botocore.session
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        botocore.session.Session(profile=profile).get_scoped_config()
+    except ProfileNotFound:
+        name = profile or os.environ.get("AWS_PROFILE", "")
+        where = "--profile" if profile else "AWS_PROFILE"
+        raise UsageError(f"{where}: no AWS profile named '{name}' in the AWS config or credentials file "
+                         "(see `aws configure list-profiles`)") from None
+
+
+def check_outputs(options: RunOptions) -> None:
+    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call.
+
+    A local folder is probed without being created; for s3:// the bucket must exist (HeadBucket). A bucket
+    that answers 403 may still accept PutObject: that is a warning, and the writes at the end decide.
+    """
+    out = options.output
+    if out.output_dir != STDOUT_DIR:
+        if is_s3(out.output_dir):
+            _check_s3_dir(out.output_dir, options.scan)
+        else:
+            check_local_dir(Path(out.output_dir), "--output-dir")
+    if out.save_facts:
+        check_local_dir(Path(out.save_facts).parent, "--save-facts")
+
+
+def _check_s3_dir(url: str, opts: ScanOptions) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from audit_bedrock.aws.errors import error_code, error_message
+
+    bucket, _ = split_s3(url)
+    try:
+        S3Writer(profile=opts.profile, endpoint_url=opts.endpoint_url).client().head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            log.warning("--output-dir %s: cannot check the bucket (HeadBucket: %s); the reports are written "
+                        "there at the end", url, error_message(exc))
+            return
+        why = "the bucket does not exist (NoSuchBucket)" if error_code(exc) in ("404", "NoSuchBucket") \
+            else error_message(exc)
+        raise UsageError(f"--output-dir {url}: cannot write there: {why}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"--output-dir {url}: cannot write there: {error_message(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------- catalog, policy
@@ -397,19 +465,35 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         path = Path(out.save_facts)
         write_atomic(path, dump_facts(path, meta, list(facts)))
         written.append(str(path))
+    failed: list[str] = []
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
         dest = join(out.output_dir, FORMATS[fmt][0])
-        write_output(dest, renderer(fmt)(result, ctx), s3)
+        try:
+            write_output(dest, renderer(fmt)(result, ctx), s3)
+        except UsageError as exc:  # S3Writer: the URL and the AWS error
+            failed.append(str(exc))
+            continue
+        except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
+            failed.append(f"cannot write {dest}: {exc.strerror or exc}")
+            continue
         written.append(dest)
     if out.summary:
         render_summary(result, written, baseline=baseline is not None)
-    return Report(result, tuple(written))
+    for problem in failed:  # the scan is not lost: what could be written was
+        print(f"audit-bedrock: error: {problem}", file=sys.stderr)
+    return Report(result, tuple(written), tuple(failed))
 
 
-def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) -> int:
-    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0."""
+def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fail_on_incomplete: bool = False) -> int:
+    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0.
+
+    With fail_on_incomplete, 3 comes before 1: lost coverage is never hidden behind findings (findings.json's
+    scan.complete says the same either way).
+    """
     if result.meta.interrupted:
         return EXIT_INTERRUPTED
+    if fail_on_incomplete and result.meta.incomplete:
+        return EXIT_INCOMPLETE
     fail_on, categories = settings.config.fail_on, settings.categories()
     if fail_on != "none":
         limit = SEVERITY_RANK[fail_on]
@@ -426,18 +510,21 @@ def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) ->
 def run(options: RunOptions) -> int:
     """The whole run the options describe, reports written; returns the exit code. UsageError propagates."""
     _protect_logs()
+    check_profile(options.scan.profile)
     settings = load_settings(options)
     check_formats(options.output.formats)  # before a long scan, not after it
+    check_outputs(options)  # and where it goes
     if options.merge:
         baseline = read_baseline(options.output.baseline)
         outcome = ScanOutcome(merge_results(options.merge, settings))
     else:
         baseline = read_baseline(options.output.baseline, options.scope.shard)
-        if baseline is None and options.output.fail_on_new:
-            log.warning("--fail-on-new without --baseline: every finding counts as new")
         if options.from_facts:
             outcome = ScanOutcome(evaluate_saved(options.from_facts, settings))
         else:
             outcome = scan(options, settings, keep_facts=bool(options.output.save_facts))
     report = write_reports(outcome.result, settings, options, baseline, outcome.facts)
-    return exit_code(report.result, settings, new_only=options.output.fail_on_new)
+    if report.failed:
+        return EXIT_WRITE_FAILED
+    return exit_code(report.result, settings, new_only=options.output.fail_on_new,
+                     fail_on_incomplete=options.output.fail_on_incomplete)

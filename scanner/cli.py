@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from typing import TYPE_CHECKING
 
 from audit_bedrock import __version__
@@ -17,11 +18,14 @@ from audit_bedrock.constants import ACCOUNT_ID_RE as _ACCOUNT_RE
 from audit_bedrock.constants import (  # the exit codes are re-exported: callers import them from here too
     DEFAULT_FORMATS,
     DEFAULT_OUTPUT_DIR,
+    EXIT_CODES_TEXT,
     EXIT_FINDINGS,
     EXIT_INCOMPLETE,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    EXIT_WRITE_FAILED,
     FAIL_ON_LEVELS,
 )
 from audit_bedrock.errors import UsageError
@@ -30,7 +34,8 @@ from audit_bedrock.shard import parse_shard
 if TYPE_CHECKING:
     from audit_bedrock.api import RunOptions, ScanOptions
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
+           "EXIT_WRITE_FAILED", "build_parser", "main"]
 
 
 def _csv(value: str) -> list[str]:
@@ -53,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="audit-bedrock",
         description="Audit Amazon Bedrock model invocation logging across an AWS Organization.",
-        epilog="Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or config error, "
-               "3 scan incomplete, 130 interrupted.",
+        epilog=EXIT_CODES_TEXT,
     )
     scope = p.add_argument_group("what to scan")
     scope.add_argument("--org", action="store_true", help="every ACTIVE account of the organization")
@@ -67,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--shard", type=_shard, metavar="K/N",
                        help="scan only part K of N of the accounts (a stable hash of the account id); "
                             "combine the parts with --merge")
-    scope.add_argument("--role-name", help="role assumed in member accounts (default OrganizationAccountAccessRole)")
+    scope.add_argument("--role-name", help="role assumed in member accounts (default AuditBedrockRole, the read-only "
+                                           "role deploy/audit-role.yaml creates)")
     scope.add_argument("--external-id", help="ExternalId for AssumeRole")
     scope.add_argument("--print-policy", nargs="?", const="member", choices=("member", "caller"),
                        metavar="member|caller",
@@ -86,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR")
     out.add_argument("--fail-on", choices=FAIL_ON_LEVELS, default=None,
                      help="exit 1 when an open finding is at or above this severity (default high)")
+    out.add_argument("--fail-on-incomplete", action="store_true",
+                     help="exit 3 when the scan is incomplete even if it has findings at or above --fail-on "
+                          "(without it, 1 wins; findings.json's scan.complete tells either way)")
     out.add_argument("--baseline", metavar="FILE", help="a previous findings.json to diff against")
     out.add_argument("--fail-on-new", action="store_true",
                      help="apply --fail-on to findings that are new since --baseline only")
@@ -126,6 +134,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside the scan loop (discovery, a second Ctrl-C): no traceback
         print("audit-bedrock: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, a documented code; traceback with -v
+        setup = _aws_setup_problem(exc)
+        if setup:
+            print(f"audit-bedrock: error: {setup}", file=sys.stderr)
+            return EXIT_USAGE
+        if ns.verbose:
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if ns.verbose else "; run with -v for the traceback"
+        print(f"audit-bedrock: internal error: {type(exc).__name__}: {exc}{hint} (please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _aws_setup_problem(exc: Exception) -> str | None:
+    """The message for an AWS set-up error a user fixes (profile, credentials, region), else None."""
+    try:
+        from botocore import exceptions as bce
+    except ImportError:  # pragma: no cover - botocore is a dependency
+        return None
+    setup = (bce.ProfileNotFound, bce.NoCredentialsError, bce.PartialCredentialsError, bce.NoRegionError,
+             bce.InvalidConfigError, bce.ConfigParseError)
+    return f"AWS set-up: {exc}" if isinstance(exc, setup) else None
 
 
 def scan_options(ns: argparse.Namespace) -> ScanOptions:
@@ -146,6 +175,7 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
                          shard=ns.shard)
     output = OutputOptions(formats=tuple(_csv(ns.format)) if ns.format else DEFAULT_FORMATS,
                            output_dir=ns.output_dir, baseline=ns.baseline, fail_on_new=ns.fail_on_new,
+                           fail_on_incomplete=ns.fail_on_incomplete,
                            save_facts=ns.save_facts,
                            progress=ns.quiet == 0, summary=ns.quiet < 2)
     return RunOptions(scope=scope, scan=scan_options(ns), output=output, from_facts=ns.from_facts,
