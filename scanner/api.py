@@ -115,7 +115,8 @@ class OutputOptions:
     fail_on_incomplete: bool = False  # an incomplete scan exits 3 even when it has findings at or above fail_on
     save_facts: str | None = None
     progress: bool = True  # a progress bar when stderr is a terminal
-    summary: bool = True  # the summary on stdout
+    summary: bool = True  # the summary on stdout (on stderr when findings.json goes to stdout)
+    brief: bool = False  # the summary in two lines: counts and verdict, then where the reports are
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ class RunOptions:
             raise UsageError("--shard applies to a scan, not to --from-facts")
         if self.from_facts and self.output.save_facts:
             raise UsageError("--save-facts and --from-facts cannot be combined")
+        if self.output.output_dir == STDOUT_DIR and tuple(self.output.formats) != ("json",):
+            raise UsageError("--output-dir - writes findings.json to stdout: give --format json (or no --format)")
         if self.output.fail_on_new and not self.output.baseline:
             raise UsageError("--fail-on-new needs --baseline (a previous findings.json): without one every finding "
                              "is new")
@@ -302,17 +305,32 @@ def facts_text() -> str:
     return render_text()
 
 
-def catalog_text(rules: list[Rule], explain: str | None = None) -> str:
-    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation."""
+def catalog_text(rules: list[Rule], explain: str | None = None, width: int | None = None) -> str:
+    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation wrapped to
+    `width` (default: the terminal's)."""
     if not explain:
         return "".join(f"{r.id:<9} {r.severity:<8} {r.scope:<8} {r.title}\n" for r in rules)
     rule = next((r for r in rules if r.id == explain.upper()), None)
     if rule is None:
-        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}")
-    lines = [f"{rule.id}  [{rule.severity}, {rule.scope} scope]  {rule.title}", ""]
+        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}; "
+                         "`audit-bedrock --list-rules` lists them")
+    import shutil
+    import textwrap
+
+    cols = max(40, min(width or shutil.get_terminal_size((100, 24)).columns, 120))
+
+    def para(text: str) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), cols, initial_indent="  ", subsequent_indent="  ") or [""]
+
+    lines = [*textwrap.wrap(f"{rule.id}  [default severity {rule.severity}, {rule.scope} scope]  {rule.title}",
+                            cols, subsequent_indent="  "), ""]
+    if rule.severity_when:
+        lines += ["Severity:", *para(f"{rule.severity} by default; the rule's severity_when raises or lowers it "
+                                     f"per finding to {' or '.join(sorted({s for _, s in rule.severity_when}))} "
+                                     "(see its YAML file); a finding carries the severity that applied."), ""]
     if rule.rationale:
-        lines += ["Why it matters:", f"  {rule.rationale}", ""]
-    lines += ["Remediation:", f"  {rule.remediation}", "", "References:", *(f"  {ref}" for ref in rule.references)]
+        lines += ["Why it matters:", *para(rule.rationale), ""]
+    lines += ["Remediation:", *para(rule.remediation), "", "References:", *(f"  {ref}" for ref in rule.references)]
     return "\n".join(lines) + "\n"
 
 
@@ -467,6 +485,11 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         written.append(str(path))
     failed: list[str] = []
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
+        if out.output_dir == STDOUT_DIR:
+            sys.stdout.buffer.write(renderer(fmt)(result, ctx))
+            sys.stdout.flush()
+            written.append("<stdout>")
+            continue
         dest = join(out.output_dir, FORMATS[fmt][0])
         try:
             write_output(dest, renderer(fmt)(result, ctx), s3)
@@ -478,7 +501,8 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
             continue
         written.append(dest)
     if out.summary:
-        render_summary(result, written, baseline=baseline is not None)
+        render_summary(result, written, out=sys.stderr if out.output_dir == STDOUT_DIR else None,
+                       baseline=baseline is not None, brief=out.brief)
     for problem in failed:  # the scan is not lost: what could be written was
         print(f"audit-bedrock: error: {problem}", file=sys.stderr)
     return Report(result, tuple(written), tuple(failed))

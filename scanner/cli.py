@@ -10,8 +10,10 @@ import argparse
 import logging
 import os
 import sys
+import textwrap
 import traceback
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
 from audit_bedrock import __version__
 from audit_bedrock.constants import ACCOUNT_ID_RE as _ACCOUNT_RE
@@ -42,6 +44,10 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _formats(value: str) -> list[str]:
+    return [v.lower() for v in _csv(value)]
+
+
 def _accounts(value: str) -> list[str]:
     ids = _csv(value)
     for i in ids:
@@ -54,11 +60,37 @@ def _shard(value: str) -> tuple[int, int]:
     return parse_shard(value)
 
 
+EXAMPLES = """examples:
+  audit-bedrock --demo                          a sample organization on a local AWS stand-in
+  audit-bedrock                                 the caller's own account, every enabled Bedrock region
+  audit-bedrock --org --regions us-east-1       every ACTIVE account (management or delegated admin account)
+  audit-bedrock --org --baseline last/findings.json --fail-on-new
+  audit-bedrock --explain BIL-005               one rule: why it matters and how to fix it
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error for a bad value (not the whole usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A case-insensitive choice: `--fail-on High` is `high`."""
+    def parse(value: str) -> str:
+        if value.lower() not in choices:
+            raise argparse.ArgumentTypeError(f"'{value}' is not one of {', '.join(choices)}")
+        return value.lower()
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="audit-bedrock",
         description="Audit Amazon Bedrock model invocation logging across an AWS Organization.",
-        epilog=EXIT_CODES_TEXT,
+        epilog=EXAMPLES + "\n" + textwrap.fill(EXIT_CODES_TEXT, 100),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scope = p.add_argument_group("what to scan")
     scope.add_argument("--org", action="store_true", help="every ACTIVE account of the organization")
@@ -74,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--role-name", help="role assumed in member accounts (default AuditBedrockRole, the read-only "
                                            "role deploy/audit-role.yaml creates)")
     scope.add_argument("--external-id", help="ExternalId for AssumeRole")
-    scope.add_argument("--print-policy", nargs="?", const="member", choices=("member", "caller"),
+    scope.add_argument("--print-policy", nargs="?", const="member", type=_choice(("member", "caller")),
                        metavar="member|caller",
                        help="print the IAM policy of the member audit role (default) or of the caller, and exit")
     rules = p.add_argument_group("rules and config")
@@ -88,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--format", default=None, metavar="json,html,sarif",
                      help=f"report formats (default {','.join(DEFAULT_FORMATS)})")
-    out.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR")
-    out.add_argument("--fail-on", choices=FAIL_ON_LEVELS, default=None,
+    out.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR|s3://BUCKET/PREFIX|-",
+                     help=f"where the reports go (default ./{DEFAULT_OUTPUT_DIR}); '-' writes findings.json to "
+                          "stdout and nothing to disk")
+    out.add_argument("--fail-on", type=_choice(FAIL_ON_LEVELS), default=None, metavar="|".join(FAIL_ON_LEVELS),
                      help="exit 1 when an open finding is at or above this severity (default high)")
     out.add_argument("--fail-on-incomplete", action="store_true",
                      help="exit 3 when the scan is incomplete even if it has findings at or above --fail-on "
@@ -125,6 +159,8 @@ def _setup_logging(ns: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    if ns.output_dir == "-" and ns.format is None:
+        ns.format = "json"  # stdout holds one file: findings.json
     _setup_logging(ns)
     try:
         return execute(ns)
@@ -173,11 +209,11 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
     scope = ScopeOptions(org=ns.org, accounts=tuple(ns.accounts or ()), exclude_accounts=tuple(ns.exclude_accounts),
                          ous=tuple(ns.ou), regions=parse_regions(ns.regions) if ns.regions else None,
                          shard=ns.shard)
-    output = OutputOptions(formats=tuple(_csv(ns.format)) if ns.format else DEFAULT_FORMATS,
+    output = OutputOptions(formats=tuple(_formats(ns.format)) if ns.format else DEFAULT_FORMATS,
                            output_dir=ns.output_dir, baseline=ns.baseline, fail_on_new=ns.fail_on_new,
                            fail_on_incomplete=ns.fail_on_incomplete,
                            save_facts=ns.save_facts,
-                           progress=ns.quiet == 0, summary=ns.quiet < 2)
+                           progress=ns.quiet == 0, summary=ns.quiet < 2, brief=ns.quiet == 1)
     return RunOptions(scope=scope, scan=scan_options(ns), output=output, from_facts=ns.from_facts,
                       merge=tuple(ns.merge or ()))
 
