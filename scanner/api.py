@@ -62,7 +62,7 @@ from audit_bedrock.yamlcheck import did_you_mean
 log = logging.getLogger("audit_bedrock")
 __all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED",
            "EXIT_OK", "EXIT_USAGE", "EXIT_WRITE_FAILED", "OutputOptions", "Report", "RunOptions", "ScanOptions",
-           "ScanOutcome", "ScopeOptions", "Settings", "catalog_rules", "catalog_text", "check_formats",
+           "ScanOutcome", "ScopeOptions", "Settings", "catalog_json", "catalog_rules", "catalog_text", "check_formats",
            "check_outputs", "check_profile", "evaluate_facts", "evaluate_saved", "exit_code", "known_regions",
            "load_settings", "merge_results", "parse_regions", "policy_text", "read_baseline", "run", "scan",
            "write_reports"]
@@ -102,6 +102,8 @@ class ScanOptions:
     max_workers: int | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    only_rules: tuple[str, ...] = ()  # --rules: evaluate these rules only
+    skip_rules: tuple[str, ...] = ()  # --skip-rules: not these (added to the config's disabled_rules)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class OutputOptions:
     baseline: str | None = None
     fail_on_new: bool = False
     fail_on_incomplete: bool = False  # an incomplete scan exits 3 even when it has findings at or above fail_on
+    min_severity: str | None = None  # --min-severity: findings below it are left out of the reports and the exit
     save_facts: str | None = None
     progress: bool = True  # a progress bar when stderr is a terminal
     summary: bool = True  # the summary on stdout (on stderr when findings.json goes to stdout)
@@ -218,7 +221,14 @@ def load_settings(options: RunOptions) -> Settings:
     for i, s in enumerate(cfg.suppressions):
         if s.rule != "*" and s.rule not in ids:
             raise UsageError(f"'suppressions[{i}].rule': no such rule '{s.rule}'", source=src)
-    return Settings(cfg, tuple(r for r in rules if r.id not in cfg.disabled_rules))
+    for flag, wanted in (("--rules", opts.only_rules), ("--skip-rules", opts.skip_rules)):
+        for rid in wanted:
+            if rid not in ids:
+                raise UsageError(f"{flag}: no such rule '{rid}'{did_you_mean(rid, sorted(ids))} "
+                                 "(`audit-bedrock --list-rules` lists them)")
+    off = {*cfg.disabled_rules, *opts.skip_rules}
+    keep = set(opts.only_rules) or ids
+    return Settings(cfg, tuple(r for r in rules if r.id in keep and r.id not in off))
 
 
 def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
@@ -296,6 +306,23 @@ def _check_s3_dir(url: str, opts: ScanOptions) -> None:
 def catalog_rules(options: ScanOptions) -> list[Rule]:
     """Every rule of the configured packs (disabled ones too), for --list-rules and --explain."""
     return load_rules([*load_config(options.config).rule_paths, *options.rules_dirs])
+
+
+def catalog_json(options: ScanOptions) -> str:
+    """The rule catalog as JSON for --list-rules --format json: the config's severity_overrides and disabled_rules
+    applied (`severity`, `enabled`), beside each rule's own `default_severity`."""
+    import json
+
+    cfg = load_config(options.config)
+    overrides = dict(cfg.severity_overrides)
+    rules = []
+    for r in load_rules([*cfg.rule_paths, *options.rules_dirs]):
+        entry = r.to_catalog()
+        entry.update(default_severity=r.severity, severity=overrides.get(r.id, r.severity),
+                     severity_varies=bool(r.severity_when) and r.id not in overrides,
+                     enabled=r.id not in cfg.disabled_rules)
+        rules.append(entry)
+    return json.dumps({"rules": rules}, indent=2) + "\n"
 
 
 def facts_text() -> str:
@@ -468,6 +495,11 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
     _protect_logs()  # an s3:// output dir is written with botocore
     out = options.output
     formats = check_formats(out.formats)
+    if out.min_severity:
+        limit = SEVERITY_RANK[out.min_severity]
+        result = replace(result, findings=tuple(f for f in result.findings if SEVERITY_RANK[f.severity] <= limit))
+        if baseline is not None:
+            baseline = [f for f in baseline if SEVERITY_RANK[f.severity] <= limit]
     if baseline is not None:
         marked, fixed = apply_baseline(list(result.findings), baseline)
         result = replace(result, findings=tuple(marked), fixed=tuple(fixed))

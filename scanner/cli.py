@@ -29,6 +29,7 @@ from audit_bedrock.constants import (  # the exit codes are re-exported: callers
     EXIT_USAGE,
     EXIT_WRITE_FAILED,
     FAIL_ON_LEVELS,
+    SEVERITIES,
 )
 from audit_bedrock.errors import UsageError
 from audit_bedrock.shard import parse_shard
@@ -42,6 +43,10 @@ __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERNAL", "EXIT_INTERRUPTE
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _rule_ids(value: str) -> list[str]:
+    return [v.upper() for v in _csv(value)]
 
 
 def _formats(value: str) -> list[str]:
@@ -113,18 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--config", metavar="FILE", help="YAML config (see config.example.yaml)")
     rules.add_argument("--rules-dir", action="append", default=[], metavar="DIR",
                        help="an extra rule pack beside the default one (repeatable)")
+    rules.add_argument("--rules", type=_rule_ids, default=[], metavar="ID,ID",
+                       help="evaluate only these rules (see --list-rules)")
+    rules.add_argument("--skip-rules", type=_rule_ids, default=[], metavar="ID,ID",
+                       help="do not evaluate these rules (beside the config's disabled_rules)")
     rules.add_argument("--list-rules", action="store_true", help="print the rule catalog and exit")
     rules.add_argument("--explain", metavar="RULE_ID", help="print one rule's rationale and remediation")
     rules.add_argument("--list-facts", action="store_true",
                        help="print the facts rules may read (path, type, gap?, derived?, meaning) and exit")
     out = p.add_argument_group("output")
-    out.add_argument("--format", default=None, metavar="json,html,sarif",
-                     help=f"report formats (default {','.join(DEFAULT_FORMATS)})")
+    out.add_argument("--format", default=None, metavar="json,html,sarif,markdown",
+                     help=f"report formats (default {','.join(DEFAULT_FORMATS)}); markdown writes summary.md, "
+                          "for a CI job summary; with --list-rules: text or json")
     out.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR|s3://BUCKET/PREFIX|-",
                      help=f"where the reports go (default ./{DEFAULT_OUTPUT_DIR}); '-' writes findings.json to "
                           "stdout and nothing to disk")
     out.add_argument("--fail-on", type=_choice(FAIL_ON_LEVELS), default=None, metavar="|".join(FAIL_ON_LEVELS),
                      help="exit 1 when an open finding is at or above this severity (default high)")
+    out.add_argument("--min-severity", "--severity", type=_choice(SEVERITIES), default=None,
+                     metavar="|".join(SEVERITIES), help="leave findings below this severity out of the reports")
     out.add_argument("--fail-on-incomplete", action="store_true",
                      help="exit 3 when the scan is incomplete even if it has findings at or above --fail-on "
                           "(without it, 1 wins; findings.json's scan.complete tells either way)")
@@ -199,7 +211,8 @@ def scan_options(ns: argparse.Namespace) -> ScanOptions:
 
     return ScanOptions(config=ns.config, rules_dirs=tuple(ns.rules_dir), role_name=ns.role_name,
                        external_id=ns.external_id, fail_on=ns.fail_on, max_workers=ns.max_workers,
-                       profile=ns.profile, endpoint_url=ns.endpoint_url)
+                       profile=ns.profile, endpoint_url=ns.endpoint_url, only_rules=tuple(ns.rules),
+                       skip_rules=tuple(ns.skip_rules))
 
 
 def run_options(ns: argparse.Namespace) -> RunOptions:
@@ -211,7 +224,7 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
                          shard=ns.shard)
     output = OutputOptions(formats=tuple(_formats(ns.format)) if ns.format else DEFAULT_FORMATS,
                            output_dir=ns.output_dir, baseline=ns.baseline, fail_on_new=ns.fail_on_new,
-                           fail_on_incomplete=ns.fail_on_incomplete,
+                           fail_on_incomplete=ns.fail_on_incomplete, min_severity=ns.min_severity,
                            save_facts=ns.save_facts,
                            progress=ns.quiet == 0, summary=ns.quiet < 2, brief=ns.quiet == 1)
     return RunOptions(scope=scope, scan=scan_options(ns), output=output, from_facts=ns.from_facts,
@@ -228,6 +241,13 @@ def execute(ns: argparse.Namespace) -> int:
     if ns.list_facts:
         sys.stdout.write(api.facts_text())
         return EXIT_OK
+    if ns.list_rules and ns.format:
+        fmt = ns.format.strip().lower()
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--list-rules --format: '{ns.format}' is not text or json")
+        if fmt == "json":
+            sys.stdout.write(api.catalog_json(scan_options(ns)))
+            return EXIT_OK
     if ns.list_rules or ns.explain:
         sys.stdout.write(api.catalog_text(api.catalog_rules(scan_options(ns)), ns.explain))
         return EXIT_OK

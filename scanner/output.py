@@ -10,7 +10,7 @@ from typing import Any
 S3_SCHEME = "s3://"
 STDOUT_DIR = "-"  # --output-dir -: findings.json to stdout, nothing written to disk
 CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8",
-                 ".sarif": "application/sarif+json"}
+                 ".sarif": "application/sarif+json", ".md": "text/markdown; charset=utf-8"}
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -98,3 +98,50 @@ def test_quiet_shortens_the_summary(tmp_path: Path, capsys: pytest.CaptureFixtur
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) <= most_lines
     assert ("worst accounts:" in lines) is (most_lines == 99)
+
+
+def test_list_rules_json_honours_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("severity_overrides:\n  BIL-001: low\ndisabled_rules: [BIL-015]\n")
+    assert cli.main(["--list-rules", "--format", "JSON", "--config", str(cfg)]) == 0
+    rules = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rules"]}
+    assert (rules["BIL-001"]["severity"], rules["BIL-001"]["default_severity"]) == ("low", "high")
+    assert rules["BIL-015"]["enabled"] is False and rules["BIL-005"]["enabled"] is True
+    assert rules["BIL-004"]["severity_varies"] is True  # severity_when, no override
+
+
+@pytest.mark.parametrize(("flags", "kept"), [
+    pytest.param(["--rules", "bil-001,BIL-005"], {"BIL-001", "BIL-005"}, id="only"),
+    pytest.param(["--skip-rules", "BIL-001"], None, id="skip"),
+])
+def test_rule_filters(flags: list[str], kept: set[str] | None) -> None:
+    settings = api.load_settings(cli.run_options(cli.build_parser().parse_args(flags)))
+    ids = {r.id for r in settings.rules}
+    if kept is not None:
+        assert ids == kept
+    else:
+        assert "BIL-001" not in ids and "BIL-005" in ids
+
+
+def test_rule_filter_refuses_an_unknown_rule() -> None:
+    with pytest.raises(api.UsageError, match="--rules: no such rule 'BIL-999'"):
+        api.load_settings(cli.run_options(cli.build_parser().parse_args(["--rules", "BIL-999"])))
+
+
+@pytest.mark.parametrize(("minimum", "allowed"), [
+    pytest.param(None, {"critical", "high", "medium", "low", "info"}, id="all"),
+    pytest.param("high", {"critical", "high"}, id="high"),
+])
+def test_min_severity_and_the_markdown_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               minimum: str | None, allowed: set[str]) -> None:
+    options = api.RunOptions(output=api.OutputOptions(formats=("json", "markdown"), output_dir=str(tmp_path),
+                                                      min_severity=minimum, summary=False))
+    settings = api.load_settings(options)
+    result = sample_result()
+    api.write_reports(result, settings, options)
+    doc = json.loads((tmp_path / "findings.json").read_text())
+    assert {f["severity"] for f in doc["findings"]} <= allowed
+    assert len(doc["findings"]) == sum(1 for f in result.findings if f.severity in allowed)
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("## audit-bedrock") and "| critical | high | medium | low | info |" in md
+    assert "<script" not in md  # names from AWS are escaped

@@ -85,6 +85,18 @@ def test_oidc_credentials_and_install() -> None:
     creds = step("aws-actions/configure-aws-credentials@")["with"]
     assert "role-to-assume" in creds and "aws-access-key-id" not in creds
     assert any("pip install" in s.get("run", "") and "audit-bedrock" in s["run"] for s in steps())
+    # pinned to the released version: the job holds organization-wide read credentials
+    install = next(s["run"] for s in steps() if "pip install" in s.get("run", ""))
+    from audit_bedrock import __version__
+
+    assert f'"audit-bedrock=={__version__}"' in install, install
+
+
+def test_markdown_summary_goes_to_the_job_summary() -> None:
+    assert "markdown" in step("Scan the organization")["run"]
+    summary = step("Job summary")
+    assert summary["if"].startswith("always()") and "out/summary.md" in summary["if"]
+    assert 'cat out/summary.md >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
 
 
 def test_scan_captures_the_exit_code() -> None:
