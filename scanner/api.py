@@ -25,19 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from audit_bedrock import __version__
+from audit_bedrock import __version__, constants
 from audit_bedrock.config import Config, load_config, validate_regions
-from audit_bedrock.constants import (
-    DEFAULT_FORMATS,
-    DEFAULT_OUTPUT_DIR,
-    EXIT_FINDINGS,
-    EXIT_INCOMPLETE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    EXIT_WRITE_FAILED,
-    SEVERITY_RANK,
-)
+from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
 from audit_bedrock.engine import Evaluator, Rule, load_rules
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import dump_facts, load_facts
@@ -60,12 +50,10 @@ from audit_bedrock.shard import shard_of
 from audit_bedrock.yamlcheck import did_you_mean
 
 log = logging.getLogger("audit_bedrock")
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED",
-           "EXIT_OK", "EXIT_USAGE", "EXIT_WRITE_FAILED", "OutputOptions", "Report", "RunOptions", "ScanOptions",
-           "ScanOutcome", "ScopeOptions", "Settings", "catalog_json", "catalog_rules", "catalog_text", "check_formats",
-           "check_outputs", "check_profile", "evaluate_facts", "evaluate_saved", "exit_code", "known_regions",
-           "load_settings", "merge_results", "parse_regions", "policy_text", "read_baseline", "run", "scan",
-           "write_reports"]
+__all__ = ["OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
+           "Settings", "catalog_json", "catalog_rules", "catalog_text", "check_formats", "check_outputs",
+           "check_profile", "evaluate_facts", "evaluate_saved", "exit_code", "known_regions", "load_settings",
+           "merge_results", "parse_regions", "policy_text", "read_baseline", "run", "scan", "write_reports"]
 
 FailOn = Literal["critical", "high", "medium", "low", "none"]
 Regions = tuple[str, ...] | Literal["all"] | None
@@ -547,9 +535,9 @@ def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fa
     scan.complete says the same either way).
     """
     if result.meta.interrupted:
-        return EXIT_INTERRUPTED
+        return constants.EXIT_INTERRUPTED
     if fail_on_incomplete and result.meta.incomplete:
-        return EXIT_INCOMPLETE
+        return constants.EXIT_INCOMPLETE
     fail_on, categories = settings.config.fail_on, settings.categories()
     if fail_on != "none":
         limit = SEVERITY_RANK[fail_on]
@@ -559,8 +547,8 @@ def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fa
             if new_only and f.baseline != "new":
                 continue
             if SEVERITY_RANK[f.severity] <= limit:
-                return EXIT_FINDINGS
-    return EXIT_INCOMPLETE if result.meta.incomplete else EXIT_OK
+                return constants.EXIT_FINDINGS
+    return constants.EXIT_INCOMPLETE if result.meta.incomplete else constants.EXIT_OK
 
 
 def run(options: RunOptions) -> int:
@@ -581,6 +569,6 @@ def run(options: RunOptions) -> int:
             outcome = scan(options, settings, keep_facts=bool(options.output.save_facts))
     report = write_reports(outcome.result, settings, options, baseline, outcome.facts)
     if report.failed:
-        return EXIT_WRITE_FAILED
+        return constants.EXIT_WRITE_FAILED
     return exit_code(report.result, settings, new_only=options.output.fail_on_new,
                      fail_on_incomplete=options.output.fail_on_incomplete)
