@@ -30,6 +30,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "json": ("findings.json", "audit_bedrock.reports.json_report:render"),
     "html": ("report.html", "audit_bedrock.reports.html:render"),
     "sarif": ("findings.sarif", "audit_bedrock.reports.sarif:render"),
+    "markdown": ("summary.md", "audit_bedrock.reports.markdown:render"),  # a CI job summary
 }
 
 

@@ -12,6 +12,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import markupsafe
 
 from audit_bedrock.constants import DATA_TYPES, SEVERITIES, SEVERITY_RANK
 from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanResult
@@ -107,6 +108,19 @@ class View:
     baseline_used: bool = False
     new_count: int = 0
     unchanged_count: int = 0
+    cells_scanned: int = 0  # account-regions read
+    cells_logging: int = 0  # ...of which logging is on
+    worst_accounts: list[dict[str, Any]] = field(default_factory=list)
+    fix_first: list[dict[str, Any]] = field(default_factory=list)
+
+
+WORST_ACCOUNTS = 5
+FIX_FIRST = 5
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 finding', '2 findings'."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def _safe_refs(refs: Any) -> tuple[str, ...]:
@@ -135,7 +149,7 @@ def _cell(c: Coverage | None, region: str, opens: list[Finding]) -> Cell:
     if c.logging_enabled:
         detail += f" to {', '.join(dests) or 'no destination'}; data types: {', '.join(delivered) or 'none'}"
     if opens:
-        detail += f"; {len(opens)} open finding(s), worst {worst}"
+        detail += f"; {plural(len(opens), 'open finding')}, worst {worst}"
     label = "on" if c.logging_enabled else "off"
     state = "open" if opens else ("ok" if c.logging_enabled else "off-ok")
     return Cell(region, state, label, detail, worst, len(opens), tuple(dests))
@@ -186,7 +200,7 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
             worst = min((f.severity for f in acct_findings), key=lambda s: SEVERITY_RANK[s], default=None)
             acct_cell = Cell("account", "open" if acct_findings else "ok",
                              f"{len(acct_findings)}" if acct_findings else "ok",
-                             f"{len(acct_findings)} account-wide open finding(s)" if acct_findings
+                             plural(len(acct_findings), "account-wide open finding") if acct_findings
                              else "no account-wide finding", worst, len(acct_findings))
         mine = [f for f in opens if f.account_id == a.id]
         worst_all = min((f.severity for f in mine), key=lambda s: SEVERITY_RANK[s], default=None)
@@ -230,6 +244,7 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
         v.rule_summary.append({"id": rid, "title": title, "severity": worst_rule[rid], "count": counts[rid],
                                "accounts": len(accts[rid])})
 
+    _first_screen(v, opens)
     v.suppressed = [f for f in result.findings if f.status == "suppressed"]
     v.expired = [f for f in result.findings if "expired_suppression" in f.properties]
     v.account_errors = [a for a in m.accounts if a.status == "error"]
@@ -244,10 +259,44 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
     return v
 
 
+def _first_screen(v: View, opens: list[Finding]) -> None:
+    """What the page says first: logging coverage, the worst accounts, and the few fixes that remove most of
+    the critical and high findings (rules ordered by how many such findings each accounts for)."""
+    scanned = [c for c in v.result.coverage if c.status == "scanned"]
+    v.cells_scanned, v.cells_logging = len(scanned), sum(1 for c in scanned if c.logging_enabled)
+    for g in v.accounts[:WORST_ACCOUNTS]:
+        v.worst_accounts.append({"id": g.id, "name": g.name, "severity": g.severity, "count": g.count})
+    urgent: dict[str, list[Finding]] = {}
+    for f in opens:
+        if SEVERITY_RANK[f.severity] <= SEVERITY_RANK["high"]:
+            urgent.setdefault(f.rule_id, []).append(f)
+    total = sum(len(fs) for fs in urgent.values())
+    order = sorted(urgent, key=lambda r: (-len(urgent[r]), min(SEVERITY_RANK[f.severity] for f in urgent[r]), r))
+    for rid in order[:FIX_FIRST]:
+        fs, cat = urgent[rid], v.ctx.catalog.get(rid, {})
+        v.fix_first.append({"id": rid, "title": str(cat.get("title") or fs[0].title),
+                            "remediation": str(cat.get("remediation") or fs[0].remediation),
+                            "severity": SEVERITIES[min(SEVERITY_RANK[f.severity] for f in fs)],
+                            "removes": plural(len(fs), "finding"),
+                            "accounts": plural(len({f.account_id for f in fs}), "account"),
+                            "share": round(100 * len(fs) / total) if total else 0})
+
+
 @cache
 def _asset(name: str) -> str:
     """A static file inlined verbatim (not a template: it must not be escaped)."""
     return resources.files("audit_bedrock.reports").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def code_spans(text: str) -> markupsafe.Markup:
+    """`text` escaped, with each `backticked` run shown as <code>."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: plain text
+        return markupsafe.Markup("{}").format(text)
+    out = markupsafe.Markup("")
+    for i, part in enumerate(parts):
+        out += markupsafe.Markup("<code>{}</code>").format(part) if i % 2 else markupsafe.escape(part)
+    return out
 
 
 def _csp_hash(text: str) -> str:
@@ -263,7 +312,7 @@ def _pieces(result: ScanResult, ctx: RenderContext) -> Iterator[str]:
            "img-src data:; base-uri 'none'; form-action 'none'")
     pieces: Iterator[str] = env.get_template(TEMPLATE).generate(
         v=view, m=result.meta, severities=SEVERITIES, summary=result.summary(), style=style, script=script,
-        csp=csp, is_link=is_link, data_types=DATA_TYPES)
+        csp=csp, is_link=is_link, data_types=DATA_TYPES, plural=plural, code=code_spans)
     return pieces
 
 

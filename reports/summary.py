@@ -38,9 +38,9 @@ def _line(f: Finding, names: dict[str, str]) -> str:
 
 
 def render_summary(result: ScanResult, written: list[str], out: TextIO | None = None,
-                   colour: bool | None = None, baseline: bool | None = None) -> None:
+                   colour: bool | None = None, baseline: bool | None = None, brief: bool = False) -> None:
     """Print the summary; `baseline` says whether findings were compared with a previous run
-    (None: guess from the result)."""
+    (None: guess from the result). `brief` (-q): the counts, the baseline verdict and the paths only."""
     out = out or sys.stdout
     if colour is None:
         colour = use_colour(out)
@@ -71,7 +71,7 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
               f"{_paint(f'{len(result.fixed)} fixed', 'fixed', colour and bool(result.fixed))}"
               + (f", {len(result.not_rechecked)} not re-checked" if result.not_rechecked else ""), file=out)
         diff = (("new", new), ("fixed", list(result.fixed)), ("not re-checked", list(result.not_rechecked)))
-        for label, items in diff:
+        for label, items in () if brief else diff:
             items = sorted(items, key=lambda f: (*f.sort_key(), f.id))
             for f in items[:DIFF_LINES]:
                 print(f"  {_paint(f'{label:<5}', label, colour)} {_line(f, names)}", file=out)
@@ -82,14 +82,14 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
     for f in result.open_findings():
         worst[f.account_id] += 1
         rank[f.account_id] = min(rank.get(f.account_id, 99), SEVERITY_RANK[f.severity])
-    if worst:
+    if worst and not brief:
         print("worst accounts:", file=out)
         top = sorted(worst, key=lambda a: (rank[a], -worst[a], a))[:WORST_ACCOUNTS]
         for acct in top:
             label = printable(f"{acct} ({names.get(acct) or '-'})")
             sev = SEVERITIES[rank[acct]]
             print(f"  {label:<40} {worst[acct]:>3} open, worst {_paint(sev, sev, colour)}", file=out)
-    for notice in result.notices:
+    for notice in () if brief else result.notices:
         print(f"note: {printable(notice)}", file=out)
     if m.interrupted:
         print("the scan was interrupted: the reports cover only what was scanned", file=out)

@@ -40,7 +40,16 @@ from audit_bedrock.findings import (
 )
 from audit_bedrock.merge import merge
 from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
-from audit_bedrock.output import S3Writer, join, write_atomic, write_output
+from audit_bedrock.output import (
+    STDOUT_DIR,
+    S3Writer,
+    check_local_dir,
+    is_s3,
+    join,
+    split_s3,
+    write_atomic,
+    write_output,
+)
 from audit_bedrock.reports import FORMATS, RenderContext, renderer
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.shard import shard_of
@@ -48,9 +57,9 @@ from audit_bedrock.yamlcheck import did_you_mean
 
 log = logging.getLogger("audit_bedrock")
 __all__ = ["OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
-           "Settings", "catalog_rules", "catalog_text", "check_formats", "evaluate_facts", "evaluate_saved",
-           "exit_code", "known_regions", "load_settings", "merge_results", "parse_regions", "policy_text",
-           "read_baseline", "run", "scan", "write_reports"]
+           "Settings", "catalog_json", "catalog_rules", "catalog_text", "check_formats", "check_outputs",
+           "check_profile", "evaluate_facts", "evaluate_saved", "exit_code", "known_regions", "load_settings",
+           "merge_results", "parse_regions", "policy_text", "read_baseline", "run", "scan", "write_reports"]
 
 FailOn = Literal["critical", "high", "medium", "low", "none"]
 Regions = tuple[str, ...] | Literal["all"] | None
@@ -87,6 +96,8 @@ class ScanOptions:
     max_workers: int | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    only_rules: tuple[str, ...] = ()  # --rules: evaluate these rules only
+    skip_rules: tuple[str, ...] = ()  # --skip-rules: not these (added to the config's disabled_rules)
 
 
 @dataclass(frozen=True)
@@ -97,9 +108,12 @@ class OutputOptions:
     output_dir: str = DEFAULT_OUTPUT_DIR  # a folder or s3://bucket/prefix
     baseline: str | None = None
     fail_on_new: bool = False
+    fail_on_incomplete: bool = False  # an incomplete scan exits 3 even when it has findings at or above fail_on
+    min_severity: str | None = None  # --min-severity: findings below it are left out of the reports and the exit
     save_facts: str | None = None
     progress: bool = True  # a progress bar when stderr is a terminal
-    summary: bool = True  # the summary on stdout
+    summary: bool = True  # the summary on stdout (on stderr when findings.json goes to stdout)
+    brief: bool = False  # the summary in two lines: counts and verdict, then where the reports are
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,11 @@ class RunOptions:
             raise UsageError("--shard applies to a scan, not to --from-facts")
         if self.from_facts and self.output.save_facts:
             raise UsageError("--save-facts and --from-facts cannot be combined")
+        if self.output.output_dir == STDOUT_DIR and tuple(self.output.formats) != ("json",):
+            raise UsageError("--output-dir - writes findings.json to stdout: give --format json (or no --format)")
+        if self.output.fail_on_new and not self.output.baseline:
+            raise UsageError("--fail-on-new needs --baseline (a previous findings.json): without one every finding "
+                             "is new")
 
 
 @dataclass(frozen=True)
@@ -147,10 +166,11 @@ class ScanOutcome:
 
 @dataclass(frozen=True)
 class Report:
-    """What write_reports did: the result as reported (baseline applied) and the files written."""
+    """What write_reports did: the result as reported (baseline applied), the files written, the ones that failed."""
 
     result: ScanResult
     written: tuple[str, ...]
+    failed: tuple[str, ...] = ()  # "DEST: why" for each file that could not be written
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -198,7 +218,14 @@ def load_settings(options: RunOptions) -> Settings:
     for i, s in enumerate(cfg.suppressions):
         if s.rule != "*" and s.rule not in ids:
             raise UsageError(f"'suppressions[{i}].rule': no such rule '{s.rule}'", source=src)
-    return Settings(cfg, tuple(r for r in rules if r.id not in cfg.disabled_rules))
+    for flag, wanted in (("--rules", opts.only_rules), ("--skip-rules", opts.skip_rules)):
+        for rid in wanted:
+            if rid not in ids:
+                raise UsageError(f"{flag}: no such rule '{rid}'{did_you_mean(rid, sorted(ids))} "
+                                 "(`audit-bedrock --list-rules` lists them)")
+    off = {*cfg.disabled_rules, *opts.skip_rules}
+    keep = set(opts.only_rules) or ids
+    return Settings(cfg, tuple(r for r in rules if r.id in keep and r.id not in off))
 
 
 def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
@@ -219,11 +246,80 @@ def read_baseline(path: str | None, shard: tuple[int, int] | None = None) -> lis
     return baseline
 
 
+def check_profile(profile: str | None) -> None:
+    """Refuse a --profile (or AWS_PROFILE) that names no profile, before anything else runs."""
+    import os
+
+    import botocore.session
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        botocore.session.Session(profile=profile).get_scoped_config()
+    except ProfileNotFound:
+        name = profile or os.environ.get("AWS_PROFILE", "")
+        where = "--profile" if profile else "AWS_PROFILE"
+        raise UsageError(f"{where}: no AWS profile named '{name}' in the AWS config or credentials file "
+                         "(see `aws configure list-profiles`)") from None
+
+
+def check_outputs(options: RunOptions) -> None:
+    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call.
+
+    A local folder is probed without being created; for s3:// the bucket must exist (HeadBucket). A bucket
+    that answers 403 may still accept PutObject: that is a warning, and the writes at the end decide.
+    """
+    out = options.output
+    if out.output_dir != STDOUT_DIR:
+        if is_s3(out.output_dir):
+            _check_s3_dir(out.output_dir, options.scan)
+        else:
+            check_local_dir(Path(out.output_dir), "--output-dir")
+    if out.save_facts:
+        check_local_dir(Path(out.save_facts).parent, "--save-facts")
+
+
+def _check_s3_dir(url: str, opts: ScanOptions) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from audit_bedrock.aws.errors import error_code, error_message
+
+    bucket, _ = split_s3(url)
+    try:
+        S3Writer(profile=opts.profile, endpoint_url=opts.endpoint_url).client().head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            log.warning("--output-dir %s: cannot check the bucket (HeadBucket: %s); the reports are written "
+                        "there at the end", url, error_message(exc))
+            return
+        why = "the bucket does not exist (NoSuchBucket)" if error_code(exc) in ("404", "NoSuchBucket") \
+            else error_message(exc)
+        raise UsageError(f"--output-dir {url}: cannot write there: {why}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"--output-dir {url}: cannot write there: {error_message(exc)}") from None
+
+
 # ---------------------------------------------------------------------------------------------- catalog, policy
 
 def catalog_rules(options: ScanOptions) -> list[Rule]:
     """Every rule of the configured packs (disabled ones too), for --list-rules and --explain."""
     return load_rules([*load_config(options.config).rule_paths, *options.rules_dirs])
+
+
+def catalog_json(options: ScanOptions) -> str:
+    """The rule catalog as JSON for --list-rules --format json: the config's severity_overrides and disabled_rules
+    applied (`severity`, `enabled`), beside each rule's own `default_severity`."""
+    import json
+
+    cfg = load_config(options.config)
+    overrides = dict(cfg.severity_overrides)
+    rules = []
+    for r in load_rules([*cfg.rule_paths, *options.rules_dirs]):
+        entry = r.to_catalog()
+        entry.update(default_severity=r.severity, severity=overrides.get(r.id, r.severity),
+                     severity_varies=bool(r.severity_when) and r.id not in overrides,
+                     enabled=r.id not in cfg.disabled_rules)
+        rules.append(entry)
+    return json.dumps({"rules": rules}, indent=2) + "\n"
 
 
 def facts_text() -> str:
@@ -233,17 +329,32 @@ def facts_text() -> str:
     return render_text()
 
 
-def catalog_text(rules: list[Rule], explain: str | None = None) -> str:
-    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation."""
+def catalog_text(rules: list[Rule], explain: str | None = None, width: int | None = None) -> str:
+    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation wrapped to
+    `width` (default: the terminal's)."""
     if not explain:
         return "".join(f"{r.id:<9} {r.severity:<8} {r.scope:<8} {r.title}\n" for r in rules)
     rule = next((r for r in rules if r.id == explain.upper()), None)
     if rule is None:
-        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}")
-    lines = [f"{rule.id}  [{rule.severity}, {rule.scope} scope]  {rule.title}", ""]
+        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}; "
+                         "`audit-bedrock --list-rules` lists them")
+    import shutil
+    import textwrap
+
+    cols = max(40, min(width or shutil.get_terminal_size((100, 24)).columns, 120))
+
+    def para(text: str) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), cols, initial_indent="  ", subsequent_indent="  ") or [""]
+
+    lines = [*textwrap.wrap(f"{rule.id}  [default severity {rule.severity}, {rule.scope} scope]  {rule.title}",
+                            cols, subsequent_indent="  "), ""]
+    if rule.severity_when:
+        lines += ["Severity:", *para(f"{rule.severity} by default; the rule's severity_when raises or lowers it "
+                                     f"per finding to {' or '.join(sorted({s for _, s in rule.severity_when}))} "
+                                     "(see its YAML file); a finding carries the severity that applied."), ""]
     if rule.rationale:
-        lines += ["Why it matters:", f"  {rule.rationale}", ""]
-    lines += ["Remediation:", f"  {rule.remediation}", "", "References:", *(f"  {ref}" for ref in rule.references)]
+        lines += ["Why it matters:", *para(rule.rationale), ""]
+    lines += ["Remediation:", *para(rule.remediation), "", "References:", *(f"  {ref}" for ref in rule.references)]
     return "\n".join(lines) + "\n"
 
 
@@ -388,6 +499,11 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
     _protect_logs()  # an s3:// output dir is written with botocore
     out = options.output
     formats = check_formats(out.formats)
+    if out.min_severity:
+        limit = SEVERITY_RANK[out.min_severity]
+        result = replace(result, findings=tuple(f for f in result.findings if SEVERITY_RANK[f.severity] <= limit))
+        if baseline is not None:
+            baseline = [f for f in baseline if SEVERITY_RANK[f.severity] <= limit]
     if baseline is not None:
         marked, fixed, carried = apply_baseline(list(result.findings), baseline,
                                                 not_rechecked_reason(result, {r.id for r in settings.rules}))
@@ -404,19 +520,41 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         path = Path(out.save_facts)
         write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))
+    failed: list[str] = []
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
+        if out.output_dir == STDOUT_DIR:
+            sys.stdout.buffer.write(renderer(fmt)(result, ctx))
+            sys.stdout.flush()
+            written.append("<stdout>")
+            continue
         dest = join(out.output_dir, FORMATS[fmt][0])
-        write_output(dest, renderer(fmt)(result, ctx), s3)
+        try:
+            write_output(dest, renderer(fmt)(result, ctx), s3)
+        except UsageError as exc:  # S3Writer: the URL and the AWS error
+            failed.append(str(exc))
+            continue
+        except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
+            failed.append(f"cannot write {dest}: {exc.strerror or exc}")
+            continue
         written.append(dest)
     if out.summary:
-        render_summary(result, written, baseline=baseline is not None)
-    return Report(result, tuple(written))
+        render_summary(result, written, out=sys.stderr if out.output_dir == STDOUT_DIR else None,
+                       baseline=baseline is not None, brief=out.brief)
+    for problem in failed:  # the scan is not lost: what could be written was
+        print(f"audit-bedrock: error: {problem}", file=sys.stderr)
+    return Report(result, tuple(written), tuple(failed))
 
 
-def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) -> int:
-    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0."""
+def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fail_on_incomplete: bool = False) -> int:
+    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0.
+
+    With fail_on_incomplete, 3 comes before 1: lost coverage is never hidden behind findings (findings.json's
+    scan.complete says the same either way).
+    """
     if result.meta.interrupted:
         return constants.EXIT_INTERRUPTED
+    if fail_on_incomplete and result.meta.incomplete:
+        return constants.EXIT_INCOMPLETE
     fail_on, categories = settings.config.fail_on, settings.categories()
     if fail_on != "none":
         limit = SEVERITY_RANK[fail_on]
@@ -433,18 +571,21 @@ def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) ->
 def run(options: RunOptions) -> int:
     """The whole run the options describe, reports written; returns the exit code. UsageError propagates."""
     _protect_logs()
+    check_profile(options.scan.profile)
     settings = load_settings(options)
     check_formats(options.output.formats)  # before a long scan, not after it
+    check_outputs(options)  # and where it goes
     if options.merge:
         baseline = read_baseline(options.output.baseline)
         outcome = ScanOutcome(merge_results(options.merge, settings))
     else:
         baseline = read_baseline(options.output.baseline, options.scope.shard)
-        if baseline is None and options.output.fail_on_new:
-            log.warning("--fail-on-new without --baseline: every finding counts as new")
         if options.from_facts:
             outcome = ScanOutcome(evaluate_saved(options.from_facts, settings))
         else:
             outcome = scan(options, settings, keep_facts=bool(options.output.save_facts))
     report = write_reports(outcome.result, settings, options, baseline, outcome.facts)
-    return exit_code(report.result, settings, new_only=options.output.fail_on_new)
+    if report.failed:
+        return constants.EXIT_WRITE_FAILED
+    return exit_code(report.result, settings, new_only=options.output.fail_on_new,
+                     fail_on_incomplete=options.output.fail_on_incomplete)

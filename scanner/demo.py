@@ -69,5 +69,7 @@ def run_demo(options: RunOptions) -> int:
               file=sys.stderr)
         scope = replace(options.scope, org=True,
                         regions=options.scope.regions or (*DEMO_REGIONS, DEMO_SKIPPED_REGION))
-        scan = replace(options.scan, config=options.scan.config or demo_config_path())
+        # the demo's accounts hold only the role Organizations creates: enter them through it unless told otherwise
+        scan = replace(options.scan, config=options.scan.config or demo_config_path(),
+                       role_name=options.scan.role_name or MEMBER_ROLE)
         return run(replace(options, scope=scope, scan=scan))

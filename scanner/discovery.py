@@ -127,6 +127,21 @@ def account_state(meta: dict[str, Any]) -> str:
     return str(meta.get("State") or meta.get("Status") or "ACTIVE")
 
 
+ORG_HELP = ("--org and --ou need the organization's management account or an Organizations delegated "
+            "administrator (README: \"Run from a delegated administrator\"); or name the accounts with --accounts")
+
+
+def org_access_message(caller: str, what: str, exc: Exception) -> str:
+    """One line for an Organizations read refused to the caller: what failed, why, and what to do instead."""
+    code = error_code(exc) if isinstance(exc, ClientError) else ""
+    if code == "AWSOrganizationsNotInUseException":
+        return (f"account {caller} is not in an organization ({error_message(exc)}); "
+                "scan it without --org, or name the accounts with --accounts")
+    if code in ("AccessDeniedException", "AccessDenied", "ParentNotFoundException"):
+        return f"{what} from account {caller} ({error_message(exc)}): {ORG_HELP}"
+    return f"{what}: {error_message(exc)}"
+
+
 def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[str] = (),
                       exclude: Iterable[str] = (), ous: Iterable[str] = ()) -> Estate:
     """Resolve the account set from flags: --org, --ou, --accounts, --exclude-accounts."""
@@ -140,7 +155,7 @@ def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[s
         org_id = org.describe_organization()["Organization"]["Id"]
     except (ClientError, BotoCoreError) as exc:
         if need_org:
-            raise UsageError(f"cannot read the organization: {error_message(exc)}") from None
+            raise UsageError(org_access_message(caller, "cannot read the organization", exc)) from None
         log.info("not in an organization or not allowed to describe it: %s", error_message(exc))
 
     listed: dict[str, dict[str, Any]] = {}
@@ -152,7 +167,7 @@ def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[s
             paths, under = ou_paths(org)
         except (ClientError, BotoCoreError) as exc:
             if need_org:
-                raise UsageError(f"cannot list the organization's accounts: {error_message(exc)}") from None
+                raise UsageError(org_access_message(caller, "cannot list the organization's accounts", exc)) from None
             log.info("cannot list the organization's accounts: %s", error_message(exc))
             listed, paths = {}, {}
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 S3_SCHEME = "s3://"
+STDOUT_DIR = "-"  # --output-dir -: findings.json to stdout, nothing written to disk
 CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8",
-                 ".sarif": "application/sarif+json"}
+                 ".sarif": "application/sarif+json", ".md": "text/markdown; charset=utf-8"}
 
 
 def _umask() -> int:
@@ -35,6 +36,25 @@ def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_local_dir(folder: Path, flag: str) -> None:
+    """Raise UsageError unless files can be created in `folder` (it may not exist yet); nothing is left behind.
+
+    The probe is a temporary folder made in the nearest existing ancestor: permission bits alone say nothing
+    for root, or on a read-only or virtual file system such as /proc.
+    """
+    from audit_bedrock.errors import UsageError
+
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{flag} {folder}: cannot write there: {probe} is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".audit-bedrock-probe.", dir=probe))
+    except OSError as exc:
+        raise UsageError(f"{flag} {folder}: cannot write there: {exc.strerror or exc} ({probe})") from None
 
 
 def is_s3(dest: str) -> bool:

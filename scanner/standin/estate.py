@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,9 @@ DEMO_CALLER = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 DEMO_OUS: dict[str, str | None] = {"Prod": None, "Payments": "Prod", "Dev": None, "Sandbox": None}
 DEMO_PLACEMENT = {"security-tooling": "Prod", "payments-prod": "Payments", "data-science": "Dev",
                   "ml-platform": "Dev", "sandbox": "Sandbox", "legacy-closed": "Sandbox"}
+# moto draws account, OU and key ids from one seedable generator (its /moto-api/seed endpoint): the demo seeds it,
+# so every demo run has the same ids and a previous run's findings.json is a baseline that shows no change.
+DEMO_SEED = 20261201
 BENCH_REGIONS = DEMO_REGIONS
 BENCH_CALLER = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 BENCH_OUS: dict[str, str | None] = {"Prod": None, "Dev": None, "Sandbox": None, "Shared": None}
@@ -308,12 +312,21 @@ def put_invocations(c: Clients, region: str, counts: dict[str, float]) -> None:
 
 # --- the demo organization ---
 
+def seed_ids(endpoint: str, seed: int) -> None:
+    """Seed the stand-in's id generator (moto's documented `POST /moto-api/seed?a=N`): the same builders then
+    create the same account, OU, key and request ids."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/seed?a={seed}", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        resp.read()
+
+
 def seed_demo(endpoint: str) -> dict[str, str]:
     """Seed the demo organization; return account name -> id.
 
     Every catalog rule except SCAN-001/SCAN-002 fires somewhere (BIL-017 with the demo config's
     approved_destinations); security-tooling is configured as the guides recommend and gives no finding.
     """
+    seed_ids(endpoint, DEMO_SEED)
     mgmt = AccountClients(endpoint, DEMO_CALLER)
     org = organization(mgmt, DEMO_OUS)
     ids: dict[str, str] = {"management": org.management}

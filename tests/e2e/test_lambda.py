@@ -71,9 +71,21 @@ def test_cli_writes_reports_to_s3(aws: None, capsys: pytest.CaptureFixture[str],
     assert f"{dest.rstrip('/')}/findings.json" in capsys.readouterr().out
 
 
-def test_cli_s3_write_failure_is_a_clear_error(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_s3_output_is_checked_before_the_scan(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["--regions", "us-east-1", "--output-dir", "s3://no-such-bucket/x", "--format", "json"])
-    assert code == 2
+    assert code == 2  # refused before the first scan call: nothing was scanned
+    err = capsys.readouterr().err
+    assert "--output-dir s3://no-such-bucket/x: cannot write there" in err and "NoSuchBucket" in err
+
+
+def test_cli_s3_write_failure_after_the_scan_exits_4(aws: None, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails at the end (the bucket removed during the scan) exits 4, not 2: the scan ran."""
+    from audit_bedrock import api, constants
+
+    monkeypatch.setattr(api, "check_outputs", lambda options: None)  # as if the bucket went away during the scan
+    code = cli.main(["--regions", "us-east-1", "--output-dir", "s3://no-such-bucket/x", "--format", "json"])
+    assert code == constants.EXIT_WRITE_FAILED
     err = capsys.readouterr().err
     assert "cannot write s3://no-such-bucket/x/findings.json" in err and "NoSuchBucket" in err
 

@@ -113,6 +113,11 @@ def test_every_report_escapes_hostile_values(hostile_reports: tuple[Path, dict[s
         for key in shown:  # wherever a value appears, it appears whole: nothing truncated or re-encoded
             assert PAYLOADS[key] in values, f"{key} appears mangled in {path.name}"
         return
+    if path.suffix == ".md":  # GitHub renders Markdown and the HTML inside it: every special character escaped
+        for risky in ("<script", "<img", "<svg", "<iframe", "<b ", "](javascript:"):
+            assert risky not in text, f"live markup {risky!r} in {path.name}"
+        assert any(m in text for m in MARKERS.values()), f"no hostile value reached {path.name}"
+        return
     assert path.suffix == ".html", f"no escaping check for {path.suffix} files: add one"
     for key, payload in PAYLOADS.items():
         assert payload not in text, f"raw {key} payload in {path.name}"

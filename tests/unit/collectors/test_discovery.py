@@ -169,3 +169,22 @@ def test_assumed_credentials_refresh_themselves(org: dict[str, Any]) -> None:
     creds._expiry_time = creds._expiry_time.replace(year=2000)  # simulate a scan that outlived them
     assert creds.refresh_needed()
     assert creds.get_frozen_credentials().access_key != first
+
+
+# Organizations API reference, ListAccounts / DescribeOrganization "Errors": AccessDeniedException,
+# AWSOrganizationsNotInUseException; botocore organizations service-2.json error shapes of the same names.
+@pytest.mark.parametrize(("code", "expect"), [
+    pytest.param("AccessDeniedException", ["from account 222222222222", "management account",
+                                           "delegated administrator", "--accounts"], id="member-account"),
+    pytest.param("AWSOrganizationsNotInUseException", ["not in an organization", "--accounts"], id="no-organization"),
+    pytest.param("TooManyRequestsException", ["cannot list", "TooManyRequestsException"], id="other-error"),
+])
+def test_org_refusal_says_what_to_do(code: str, expect: list[str]) -> None:
+    from botocore.exceptions import ClientError
+
+    from audit_bedrock.discovery import org_access_message
+
+    exc = ClientError({"Error": {"Code": code, "Message": "nope"}}, "ListAccounts")
+    msg = org_access_message("222222222222", "cannot list the organization's accounts", exc)
+    for text in expect:
+        assert text in msg

@@ -79,7 +79,9 @@ def test_print_policy_member_is_the_generated_policy(capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize(("args", "config", "role"), [
-    pytest.param([], None, "OrganizationAccountAccessRole", id="default-role"),
+    pytest.param([], None, "AuditBedrockRole", id="default-role"),
+    pytest.param(["--role-name", "OrganizationAccountAccessRole"], None, "OrganizationAccountAccessRole",
+                 id="admin-role-by-name"),
     pytest.param(["--role-name", "AuditBedrockRole"], None, "AuditBedrockRole", id="flag"),
     pytest.param([], "role_name: FromConfig\n", "FromConfig", id="config"),
 ])

@@ -244,3 +244,48 @@ def test_no_findings_page() -> None:
 
 def test_output_is_deterministic() -> None:
     assert render(sample_result(), context()) == render(sample_result(), context())
+
+
+def test_first_screen_headline_worst_accounts_and_fix_first() -> None:
+    """The page says what to do first: logging coverage, the worst accounts, and the fixes removing most of the
+    critical and high findings, most first."""
+    result = sample_result()
+    doc = page()
+    scanned = [c for c in result.coverage if c.status == "scanned"]
+    on = sum(1 for c in scanned if c.logging_enabled)
+    headline = " ".join(doc.find(id="headline").text().split())
+    assert f"Logging is on in {on} of {len(scanned)} account-regions scanned" in headline
+    worst = [li.find("a").text() for li in doc.find(id="worst-accounts").find_all("li")]
+    assert worst[0] == HOSTILE  # the most findings at the worst severity, shown escaped
+    rules = [li.attrs["data-rule"] for li in doc.find(id="fix-first").find_all("li")]
+    urgent = [f for f in result.open_findings() if f.severity in ("critical", "high")]
+    assert set(rules) == {f.rule_id for f in urgent}
+    counts = [sum(1 for f in urgent if f.rule_id == r) for r in rules]
+    assert counts == sorted(counts, reverse=True)
+
+
+@pytest.mark.parametrize(("n", "word", "text"), [
+    pytest.param(1, "open finding", "1 open finding", id="one"),
+    pytest.param(2, "open finding", "2 open findings", id="many"),
+    pytest.param(0, "account", "0 accounts", id="none"),
+])
+def test_plurals(n: int, word: str, text: str) -> None:
+    from audit_bedrock.reports.html import plural
+
+    assert plural(n, word) == text
+
+
+@pytest.mark.parametrize(("remediation", "html"), [
+    pytest.param("Set `s3Config` now", "Set <code>s3Config</code> now", id="code"),
+    pytest.param("a <b> `x<y>`", "a &lt;b&gt; <code>x&lt;y&gt;</code>", id="escaped"),
+    pytest.param("odd ` tick", "odd ` tick", id="unmatched"),
+])
+def test_backticks_become_code(remediation: str, html: str) -> None:
+    from audit_bedrock.reports.html import code_spans
+
+    assert str(code_spans(remediation)) == html
+
+
+def test_rules_table_labels_the_worst_instance() -> None:
+    heads = [th.text() for th in page().find("table", cls="rules").find_all("th")]
+    assert "Worst instance" in heads and "Severity" not in heads

@@ -1,0 +1,69 @@
+"""The summary.md renderer: GitHub-flavoured Markdown for a CI job summary ($GITHUB_STEP_SUMMARY)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
+
+from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
+from audit_bedrock.model import Finding, ScanResult
+
+if TYPE_CHECKING:
+    from audit_bedrock.reports import RenderContext
+
+WORST_ACCOUNTS = 5
+RULE_ROWS = 15
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~-])")
+
+
+def cell(text: object) -> str:
+    """`text` safe inside a Markdown table cell: one line, Markdown and HTML characters escaped."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def render(result: ScanResult, ctx: RenderContext) -> bytes:
+    """The Markdown summary: verdict, counts, coverage, worst accounts, findings by rule."""
+    m = result.meta
+    open_ = result.open_findings()
+    counts = result.summary()
+    scanned = [c for c in result.coverage if c.status == "scanned"]
+    enabled = sum(1 for c in scanned if c.logging_enabled)
+    lines = ["## audit-bedrock: Bedrock model invocation logging", ""]
+    verdict = "complete" if not m.incomplete else "**incomplete** (see the SCAN-* findings)"
+    lines += [f"Logging is on in **{enabled} of {len(scanned)}** scanned account-regions; the scan is {verdict}.", ""]
+    lines += ["| " + " | ".join(SEVERITIES) + " |", "|" + " --- |" * len(SEVERITIES),
+              "| " + " | ".join(str(counts[s]) for s in SEVERITIES) + " |", ""]
+    if result.fixed or any(f.baseline == "unchanged" for f in result.findings):
+        new = sum(1 for f in open_ if f.baseline == "new")
+        lines += [f"Against the baseline: {new} new, {_plural(len(result.fixed), 'finding')} fixed.", ""]
+    names = {a.id: a.name for a in m.accounts}
+    worst: Counter[str] = Counter(f.account_id for f in open_)
+    rank: dict[str, int] = {}
+    for f in open_:
+        rank[f.account_id] = min(rank.get(f.account_id, 99), SEVERITY_RANK[f.severity])
+    if worst:
+        lines += ["### Worst accounts", "", "| account | open findings | worst |", "| --- | --- | --- |"]
+        for acct in sorted(worst, key=lambda a: (rank[a], -worst[a], a))[:WORST_ACCOUNTS]:
+            lines.append(f"| {cell(acct)} {cell(names.get(acct) or '')} | {worst[acct]} | {SEVERITIES[rank[acct]]} |")
+        lines.append("")
+    by_rule: dict[str, list[Finding]] = defaultdict(list)
+    for f in open_:
+        by_rule[f.rule_id].append(f)
+    if by_rule:
+        lines += ["### Findings by rule", "", "| rule | severity | title | accounts |", "| --- | --- | --- | --- |"]
+        order = sorted(by_rule, key=lambda r: (min(SEVERITY_RANK[f.severity] for f in by_rule[r]), r))
+        for rid in order[:RULE_ROWS]:
+            fs = by_rule[rid]
+            sev = SEVERITIES[min(SEVERITY_RANK[f.severity] for f in fs)]
+            accounts = len({f.account_id for f in fs})
+            lines.append(f"| {cell(rid)} | {sev} | {cell(fs[0].title)} | {_plural(accounts, 'account')} |")
+        if len(order) > RULE_ROWS:
+            lines.append(f"| ... | | {len(order) - RULE_ROWS} more rules: see the HTML report | |")
+        lines.append("")
+    lines.append(f"<sub>audit-bedrock {cell(ctx.version)}; {_plural(m.api_calls, 'API call')}</sub>")
+    return ("\n".join(lines) + "\n").encode()
