@@ -343,8 +343,9 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
         estate = select(estate, *ns.shard)
         log.info("shard %d/%d: %d of %d account(s)", *ns.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
+    from audit_bedrock.collectors.scp import read_scps
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
-                    settings={"usage_lookback_days": cfg.usage_lookback_days})
+                    settings={"usage_lookback_days": cfg.usage_lookback_days, "scp": read_scps(org, estate)})
     acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), keep_facts=bool(ns.save_facts))
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))

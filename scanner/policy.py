@@ -15,8 +15,11 @@ POLICY_VERSION = "2012-10-17"
 MEMBER_SID = "AuditBedrockReadOnly"
 # The caller lists the organization; these are the brief's documented wildcards (List*/Describe* only).
 CALLER_ORG_ACTIONS: tuple[str, ...] = ("organizations:Describe*", "organizations:List*")
-# An IAM action name is read-only when its verb starts with one of these.
-READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head")
+# An IAM action name is read-only when its verb starts with one of these. "Lookup" is here for exactly one
+# action, cloudtrail:LookupEvents (BIL-023: who deleted the logging configuration), which AWS classes as a
+# Read action: it searches the account's 90-day management event history and changes nothing. Added
+# deliberately; tests/test_readonly.py lists the same verbs.
+READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head", "Lookup")
 _ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 # botocore (service, operation) -> the IAM action that authorizes it, where the two names differ.
@@ -55,7 +58,7 @@ def iam_action(service: str, operation: str) -> str | None:
 
 
 def is_read_only(action: str) -> bool:
-    """True for a concrete `service:Verb...` action whose verb is Get, List, Describe or Head."""
+    """True for a concrete `service:Verb...` action whose verb is Get, List, Describe, Head or Lookup."""
     if not _ACTION_RE.match(action):
         return False
     return action.split(":", 1)[1].startswith(READ_ONLY_VERBS)
