@@ -326,7 +326,7 @@ class Seen:
     operation: str
     protocol: str
     account: str | None
-    outcome: str  # forwarded | throttled | denied | dropped | stalled
+    outcome: str  # forwarded | answered | throttled | denied | dropped | stalled
     status: int
     method: str = "?"
 
@@ -341,6 +341,8 @@ class FaultProxy:
 
     upstream: str
     rules: list[Rule] = field(default_factory=list)
+    # What moto cannot answer (LookupEvents, deletionProtectionEnabled): audit_bedrock.evidence_standin.
+    answers: Any = None
     log: list[Seen] = field(default_factory=list)
     key_accounts: dict[str, str] = field(default_factory=dict)
     assumed_secrets: list[str] = field(default_factory=list)
@@ -486,7 +488,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if rule is not None and rule.action == "delay":
             proxy.wait(rule.seconds)
+        target = req.headers.get("x-amz-target", "")
+        answered = proxy.answers.answer(target, req.account, req.region, req.body) if proxy.answers else None
+        if answered is not None:  # never forwarded: moto's server answers LookupEvents with HTTP 500
+            proxy.record(req, "answered", answered[0])
+            self._send(Reply(*answered))
+            return
         reply = self._forward(req)
+        if proxy.answers is not None:
+            reply = Reply(reply.status, reply.headers,
+                          proxy.answers.amend(target, req.account, req.region, reply.status, reply.body))
         proxy.learn(req, reply.body)
         proxy.record(req, "forwarded", reply.status)
         self._send(reply)
