@@ -133,20 +133,38 @@ def _invocations(session: Any, endpoint: str, region: str, when: dt.datetime, co
              "Timestamp": when, "Unit": "Count"} for m, v in counts.items()])
 
 
+def demo_answers(ids: dict[str, str], today: dt.date | None = None) -> EvidenceAnswers:
+    """What the proxy answers for the demo organization (`ids`: account name -> id).
+
+    payments-prod's eu-west-1 logging was deleted by an SSO administrator five days ago (BIL-023), after a
+    developer's attempt that failed the day before (not a deletion); security-tooling's log group has
+    deletion protection. Times are whole days before `today`, so every proxy of one estate answers alike.
+    """
+    day = today or dt.datetime.now(dt.UTC).date()
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    answers = EvidenceAnswers(caller=ids["management"])
+    answers.add_deletion(ids["payments-prod"], "eu-west-1", midnight - dt.timedelta(days=5) + dt.timedelta(
+        hours=7, minutes=52, seconds=29), role="aws-reserved/sso.amazonaws.com/AWSReservedSSO_AdministratorAccess_"
+        "5e0c0c2b1a9f", session="jane.doe")
+    answers.add_deletion(ids["payments-prod"], "eu-west-1", midnight - dt.timedelta(days=6) + dt.timedelta(hours=15),
+                         role="PaymentsDeveloper", session="ci-bot", error_code="AccessDenied")
+    answers.protected_log_groups.add((ids["security-tooling"], "us-east-1", "/bedrock/invocations"))
+    return answers
+
+
 def seed_demo_evidence(endpoint: str, ids: dict[str, str], caller: dict[str, str],
-                       role: str = "OrganizationAccountAccessRole") -> EvidenceAnswers:
-    """Add the evidence of BIL-022..BIL-025 to the seeded demo organization; return what the proxy must answer.
+                       role: str = "OrganizationAccountAccessRole") -> None:
+    """Add the evidence of BIL-022..BIL-025 to the seeded demo organization (the proxy adds `demo_answers`).
 
     security-tooling stays compliant: Bedrock is used in every region and its logs arrive (objects under
     Bedrock's key layout, the CloudWatch stream ingested), an SCP on the account denies both logging changes
     except to BedrockLoggingAdmin, its buckets are versioned with Object Lock, its log group has deletion
-    protection. data-science us-east-1 and ml-platform us-west-2 are used and receive nothing (BIL-022);
-    payments-prod's eu-west-1 logging was deleted by an administrator (BIL-023); the Payments OU denies only
-    the deletion (BIL-024 names Put as open); every other bucket and log group is erasable (BIL-025).
+    protection (through the proxy). data-science us-east-1 and ml-platform us-west-2 are used and receive
+    nothing (BIL-022); the Payments OU denies only the deletion (BIL-024 names Put as open); every other
+    bucket and log group is erasable (BIL-025).
     """
     import boto3
 
-    answers = EvidenceAnswers(caller=ids["management"])
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     used = now - dt.timedelta(days=2)
     org = boto3.client("organizations", region_name="us-east-1", endpoint_url=endpoint, **caller)
@@ -184,17 +202,9 @@ def seed_demo_evidence(endpoint: str, ids: dict[str, str], caller: dict[str, str
     logs.create_log_stream(logGroupName="/bedrock/invocations", logStreamName=LOG_STREAM)
     logs.put_log_events(logGroupName="/bedrock/invocations", logStreamName=LOG_STREAM, logEvents=[
         {"timestamp": int(used.timestamp() * 1000), "message": '{"schemaType": "ModelInvocationLog"}'}])
-    answers.protected_log_groups.add((acct, "us-east-1", "/bedrock/invocations"))
-
     for name, region in (("data-science", "us-east-1"), ("ml-platform", "us-west-2")):
         _invocations(_member(endpoint, caller, ids[name], role), endpoint, region, used,
                      {"anthropic.claude-3-5-sonnet-20240620-v1:0": 58})
-    answers.add_deletion(ids["payments-prod"], "eu-west-1", now - dt.timedelta(days=5, hours=3),
-                         role="aws-reserved/sso.amazonaws.com/AWSReservedSSO_AdministratorAccess_5e0c0c2b1a9f",
-                         session="jane.doe")
-    answers.add_deletion(ids["payments-prod"], "eu-west-1", now - dt.timedelta(days=6),
-                         role="PaymentsDeveloper", session="ci-bot", error_code="AccessDenied")
-    return answers
 
 
 def _all_ous(org: Any, root: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from botocore.stub import ANY, Stubber
 from audit_bedrock import evidence
 from audit_bedrock.analyzer import Request, blocks
 from audit_bedrock.collectors.base import AccountContext, RegionContext
-from audit_bedrock.collectors.cloudtrail import EVENT_NAME, DeletionCollector
+from audit_bedrock.collectors.cloudtrail import EVENT_NAME, DeletionCollector, normalize
 from audit_bedrock.collectors.delivery import INSIGHTS_QUERY, DeliveryCollector, due_day, key_time
 from audit_bedrock.collectors.retention import BucketProtectionCollector
 from audit_bedrock.collectors.scp import account_scps, read_scps
@@ -545,3 +545,88 @@ def test_blocks_is_strict(policy: dict[str, Any], context: dict[str, str], expec
     full = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
     docs = [policy] if expected is True and "Allow" in json.dumps(policy) else [full, policy]
     assert blocks(docs, req) is expected
+
+
+# ------------------------------------------------------------------------------------------ reports
+
+def test_coverage_shows_the_last_delivery_and_the_summary_counts_silent_regions() -> None:
+    import io
+    from dataclasses import replace
+
+    from audit_bedrock.reports import RenderContext
+    from audit_bedrock.reports.html import render_text
+    from audit_bedrock.reports.json_report import render as render_json
+    from audit_bedrock.reports.summary import render_summary
+    from tests.conftest import validate_findings
+    from tests.report_samples import PROD, sample_result
+
+    base = sample_result()
+    cells = [replace(c, delivering=True, last_delivery="2026-11-30T10:00:00Z")
+             if (c.account_id, c.region) == (PROD, "us-east-1")
+             else replace(c, delivering=False, last_delivery=None) if (c.account_id, c.region) == (PROD, "us-west-2")
+             else c for c in base.coverage]
+    result = replace(base, coverage=tuple(cells))
+    out = io.StringIO()
+    render_summary(result, [], out=out, colour=False)
+    assert "regions on but not delivering: 1 (BIL-022)" in out.getvalue()
+    out = io.StringIO()
+    render_summary(base, [], out=out, colour=False)
+    assert "not delivering" not in out.getvalue()
+    html = render_text(result, RenderContext())
+    assert "last delivery 2026-11-30 10:00:00" in html and "last delivery never, not delivering" in html
+    doc = json.loads(render_json(result, RenderContext()))
+    validate_findings(doc)
+    mine = {c["region"]: c for c in doc["coverage"] if c["account_id"] == PROD}
+    assert (mine["us-east-1"]["delivering"], mine["us-east-1"]["last_delivery"]) == (True, "2026-11-30T10:00:00Z")
+    assert "delivering" not in next(c for c in doc["coverage"] if c["account_id"] != PROD and c["status"] == "scanned")
+
+
+# ------------------------------------------------------------------------------------------ the stand-in's answers
+
+def _parse(service: str, operation: str, body: bytes) -> dict[str, Any]:
+    """Parse a wire reply as botocore does for `operation` (fails on a shape botocore would not read)."""
+    import botocore.parsers
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service).operation_model(operation)
+    parser = botocore.parsers.create_parser(model.metadata["protocol"])
+    parsed: dict[str, Any] = parser.parse({"status_code": 200, "headers": {}, "body": body}, model.output_shape)
+    return parsed
+
+
+def test_standin_answers_lookup_events_in_the_wire_shape() -> None:
+    from audit_bedrock.evidence_standin import LOOKUP_TARGET, EvidenceAnswers
+
+    answers = EvidenceAnswers(caller=MGMT)
+    answers.add_deletion(ACCT, REGION, T1, role="Admin", session="jane")
+    answers.add_deletion(ACCT, REGION, T2, role="Dev", session="bot", error_code="AccessDenied")
+    answers.add_deletion(MGMT, REGION, T2, role="Admin", session="root-ish")
+    body = json.dumps({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": EVENT_NAME}],
+                       "StartTime": int(T1.timestamp()) - 1, "EndTime": int(T2.timestamp()) + 1,
+                       "MaxResults": 50}).encode()
+    status, headers, reply = answers.answer(f"com.amazonaws.cloudtrail.v20131101.{LOOKUP_TARGET}", ACCT, REGION,
+                                            body) or (0, {}, b"")
+    assert status == 200 and headers["Content-Type"] == "application/x-amz-json-1.1"
+    parsed = _parse("cloudtrail", "LookupEvents", reply)
+    assert [e["EventTime"] for e in parsed["Events"]] == [T2, T1]  # newest first, datetimes from epoch seconds
+    events = [normalize(e) for e in parsed["Events"]]
+    assert [(e["principal_arn"], e["error_code"]) for e in events] == [
+        (f"arn:aws:sts::{ACCT}:assumed-role/Dev/bot", "AccessDenied"),
+        (f"arn:aws:sts::{ACCT}:assumed-role/Admin/jane", None)]
+    caller_reply = answers.answer(LOOKUP_TARGET, None, REGION, body)  # the caller's own keys: its account
+    assert caller_reply is not None and len(json.loads(caller_reply[2])["Events"]) == 1
+    late = json.dumps({"StartTime": int(T2.timestamp()) + 10, "EndTime": int(T2.timestamp()) + 20}).encode()
+    late_reply = answers.answer(LOOKUP_TARGET, ACCT, REGION, late)
+    assert late_reply is not None and json.loads(late_reply[2]) == {"Events": []}
+    assert answers.answer("Logs_20140328.DescribeLogGroups", ACCT, REGION, b"{}") is None  # forwarded
+
+
+def test_standin_adds_deletion_protection_to_the_groups_it_names() -> None:
+    from audit_bedrock.evidence_standin import LOG_GROUPS_TARGET, EvidenceAnswers
+
+    answers = EvidenceAnswers(caller=MGMT, protected_log_groups={(ACCT, REGION, GROUP)})
+    moto_reply = json.dumps({"logGroups": [{"logGroupName": GROUP, "creationTime": 1, "storedBytes": 0},
+                                           {"logGroupName": "/other", "creationTime": 1, "storedBytes": 0}]}).encode()
+    amended = _parse("logs", "DescribeLogGroups", answers.amend(LOG_GROUPS_TARGET, ACCT, REGION, 200, moto_reply))
+    assert [g.get("deletionProtectionEnabled") for g in amended["logGroups"]] == [True, None]
+    assert answers.amend(LOG_GROUPS_TARGET, "000000000000", REGION, 200, moto_reply) == moto_reply
