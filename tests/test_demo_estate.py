@@ -18,6 +18,7 @@ from tests.conftest import run_cli, seed_demo, validate_findings
 pytestmark = pytest.mark.slow
 
 # Every finding the demo organization gives: (rule, account, region, severity). Region None = account scope.
+# BIL-025 gives one finding per erasable log group and bucket, so a triple may repeat (EXPECTED_TWICE).
 EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-001", "management", "us-east-1", "high"),
     ("BIL-001", "management", "us-west-2", "high"),
@@ -61,7 +62,28 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-002", "sandbox", "us-east-1", "critical"),
     ("BIL-001", "sandbox", "us-west-2", "high"),
     ("BIL-001", "sandbox", "eu-west-1", "high"),
+    # The evidence rules. BIL-022: used, and nothing arrives (an empty bucket; a log group without the
+    # Bedrock stream). BIL-023: payments-prod's eu-west-1 logging was deleted by an SSO administrator.
+    ("BIL-022", "data-science", "us-east-1", "high"),
+    ("BIL-022", "ml-platform", "us-west-2", "high"),
+    ("BIL-023", "payments-prod", "eu-west-1", "high"),
+    # BIL-024: no SCP protects these accounts (payments-prod's OU denies only the deletion); the management
+    # account is never covered (info). security-tooling's SCP denies both changes.
+    ("BIL-024", "management", None, "info"),
+    ("BIL-024", "payments-prod", None, "medium"),
+    ("BIL-024", "data-science", None, "medium"),
+    ("BIL-024", "ml-platform", None, "medium"),
+    ("BIL-024", "sandbox", None, "medium"),
+    # BIL-025: every bucket and log group outside security-tooling can be erased.
+    ("BIL-025", "payments-prod", "us-east-1", "low"),
+    ("BIL-025", "payments-prod", "us-west-2", "low"),
+    ("BIL-025", "data-science", "us-east-1", "low"),
+    ("BIL-025", "data-science", "us-west-2", "low"),
+    ("BIL-025", "data-science", "eu-west-1", "low"),
+    ("BIL-025", "ml-platform", "us-east-1", "low"),
+    ("BIL-025", "ml-platform", "us-west-2", "low"),
 }
+EXPECTED_TWICE = {("BIL-025", "ml-platform", "us-west-2", "low")}  # the log group and the scratch bucket
 
 
 def triples(doc: dict[str, Any], names: dict[str, str]) -> set[tuple[str, str, str | None, str]]:
@@ -72,7 +94,7 @@ def check(doc: dict[str, Any], names: dict[str, str]) -> None:
     validate_findings(doc)
     got = triples(doc, names)
     assert got == EXPECTED, f"missing {sorted(EXPECTED - got, key=str)}; unexpected {sorted(got - EXPECTED, key=str)}"
-    assert len(doc["findings"]) == len(EXPECTED)  # one finding per (rule, account, region) here
+    assert len(doc["findings"]) == len(EXPECTED) + len(EXPECTED_TWICE)  # else one per (rule, account, region)
     # Every catalog rule shows except SCAN-001 and SCAN-002; the compliant account shows none.
     shown = {f["rule_id"] for f in doc["findings"]}
     assert shown == {r.id for r in load_rules()} - {"SCAN-001", "SCAN-002"}
@@ -124,6 +146,12 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
                                                  "trusts_bedrock": True, "confused_deputy_guarded": True,
                                                  "can_write_log_group": True}
     assert [k["bedrock_can_generate_data_key"] for k in sec["eu-west-1"]["kms_keys"]] == [True]
+    # The compliant account's evidence: logs arrive everywhere, an SCP protects it, nothing can be erased.
+    for region in DEMO_REGIONS:
+        assert sec[region]["delivery"]["delivering"] is True, sec[region]["delivery"]
+        assert [s["erasable"] for s in sec[region]["log_stores"]] == [False] * len(sec[region]["log_stores"])
+    assert facts[ids["security-tooling"]]["scp"]["protected"] is True
+    assert facts[ids["payments-prod"]]["scp"]["open_actions"] == ["bedrock:PutModelInvocationLoggingConfiguration"]
 
 
 def test_demo_flag_scans_the_same_organization(tmp_path: Path) -> None:

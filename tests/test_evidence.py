@@ -630,3 +630,29 @@ def test_standin_adds_deletion_protection_to_the_groups_it_names() -> None:
     amended = _parse("logs", "DescribeLogGroups", answers.amend(LOG_GROUPS_TARGET, ACCT, REGION, 200, moto_reply))
     assert [g.get("deletionProtectionEnabled") for g in amended["logGroups"]] == [True, None]
     assert answers.amend(LOG_GROUPS_TARGET, "000000000000", REGION, 200, moto_reply) == moto_reply
+
+
+def test_discovery_records_each_accounts_root_and_ous_at_no_extra_call() -> None:
+    from moto import mock_aws
+
+    from audit_bedrock.discovery import discover_accounts
+
+    with mock_aws():
+        org = boto3.client("organizations", region_name=REGION)
+        org.create_organization(FeatureSet="ALL")
+        root = org.list_roots()["Roots"][0]["Id"]
+        org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+        ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+        sub = org.create_organizational_unit(ParentId=ou, Name="Payments")["OrganizationalUnit"]["Id"]
+        acct = org.create_account(AccountName="p", Email="p@example.com")["CreateAccountStatus"]["AccountId"]
+        org.move_account(AccountId=acct, SourceParentId=root, DestinationParentId=sub)
+        calls: list[str] = []
+        org.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+        estate = discover_accounts(org, boto3.client("sts", region_name=REGION), use_org=True)
+    meta = estate.organization
+    assert meta["chains"][acct] == [root, ou, sub]
+    assert meta["management_account"] == estate.caller_account and meta["feature_set"] == "ALL"
+    assert {"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"} in meta["root_policy_types"]
+    # The walk discovery always made: no ListParents, no ListPoliciesForTarget.
+    assert sorted(set(calls)) == ["DescribeOrganization", "ListAccounts", "ListAccountsForParent",
+                                  "ListOrganizationalUnitsForParent", "ListRoots"]
