@@ -7,7 +7,8 @@ import sys
 from collections import Counter
 from typing import TextIO
 
-from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, Finding, ScanResult
+from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
+from audit_bedrock.model import Finding, ScanResult
 
 _COLOURS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
             "info": "\033[2m", "new": "\033[1;33m", "fixed": "\033[32m"}

@@ -1,6 +1,6 @@
 """AWS Lambda handlers of the scheduled scan (deploy/scheduled-scan.yaml): shard workers, then merge and notify.
 
-Both run the audit-bedrock CLI in-process. A shard worker runs `--org --shard K/N` and writes its
+Both call the core API (audit_bedrock.api) in-process. A shard worker runs `--org --shard K/N` and writes its
 findings.json under runs/RUN/shards/ in the report bucket; the merge runs `--merge` over the shard files
 with `--baseline` the previous run (latest/findings.json), writes JSON, HTML and SARIF under runs/RUN/report/,
 copies them to latest/, and publishes to SNS when new critical or high findings appear.
@@ -13,9 +13,13 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from audit_bedrock import api
+from audit_bedrock.constants import EXIT_INCOMPLETE
+from audit_bedrock.errors import UsageError
 
 log = logging.getLogger("audit_bedrock")
 
@@ -26,12 +30,11 @@ ENV_REGIONS = "AUDIT_BEDROCK_REGIONS"
 ENV_TOPIC_ARN = "AUDIT_BEDROCK_TOPIC_ARN"
 SHARD_ENV = (ENV_BUCKET, ENV_ROLE_NAME, ENV_EXTERNAL_ID, ENV_REGIONS)  # what each function is configured with
 MERGE_ENV = (ENV_BUCKET, ENV_TOPIC_ARN)
-REPORT_FORMATS = "json,html,sarif"
+REPORT_FORMATS = ("json", "html", "sarif")
 REPORT_FILES = ("findings.json", "report.html", "findings.sarif")
 NOTIFY_SEVERITIES = ("critical", "high")
 MIN_BOTOCORE = (1, 42, 2)  # the audio data-type flag; an older botocore drops it silently
 MAX_LISTED = 50  # findings listed in one notification
-EXIT_USAGE = 2
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 
 
@@ -93,25 +96,24 @@ def _positive(event: dict[str, Any], key: str) -> int:
     return int(value)
 
 
-def scan_options() -> list[str]:
-    """Flags from the function's environment: the audit role, its ExternalId, the regions."""
-    argv: list[str] = []
-    for env, flag in ((ENV_ROLE_NAME, "--role-name"), (ENV_EXTERNAL_ID, "--external-id"), (ENV_REGIONS, "--regions")):
-        value = os.environ.get(env, "").strip()
-        if value:
-            argv += [flag, value]
-    return argv
+def scan_options() -> api.RunOptions:
+    """Options from the function's environment: the audit role, its ExternalId, the regions; --fail-on none."""
+    def env(name: str) -> str | None:
+        return os.environ.get(name, "").strip() or None
+
+    regions = env(ENV_REGIONS)
+    return api.RunOptions(scope=api.ScopeOptions(regions=api.parse_regions(regions) if regions else None),
+                          scan=api.ScanOptions(role_name=env(ENV_ROLE_NAME), external_id=env(ENV_EXTERNAL_ID),
+                                               fail_on="none"))
 
 
-def run_cli(argv: list[str]) -> int:
-    """Run audit-bedrock in this process; exit 2 (nothing scanned) becomes a HandlerError."""
-    from audit_bedrock.cli import main
-
-    log.info("audit-bedrock %s", " ".join(argv))
-    code = main(argv)
-    if code == EXIT_USAGE:
-        raise HandlerError(f"audit-bedrock exited 2 (usage or config error) for: {' '.join(argv)}")
-    return code
+def run_api(options: api.RunOptions) -> int:
+    """Run audit-bedrock in this process; a usage or config error (nothing scanned) becomes a HandlerError."""
+    log.info("audit-bedrock %s", options)
+    try:
+        return api.run(options)
+    except UsageError as exc:
+        raise HandlerError(f"audit-bedrock usage or config error: {exc}") from None
 
 
 def shard_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -123,8 +125,9 @@ def shard_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         raise HandlerError(f"shard {shard} is beyond shard_count {count}")
     lay = layout_from_env()
     out = lay.shard_dir(run_id, shard, count)
-    code = run_cli(["--org", "--shard", f"{shard}/{count}", *scan_options(), "--format", "json",
-                    "--fail-on", "none", "--output-dir", lay.url(out)])
+    base = scan_options()
+    code = run_api(replace(base, scope=replace(base.scope, org=True, shard=(shard, count)),
+                           output=api.OutputOptions(formats=("json",), output_dir=lay.url(out))))
     return {"run_id": run_id, "shard": shard, "shard_count": count, "key": f"{out}/findings.json",
             "exit_code": code}
 
@@ -207,10 +210,10 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             s3.download_file(lay.bucket, key, str(path))
             files.append(str(path))
         baseline = _baseline(s3, lay, folder)
-        argv = ["--format", REPORT_FORMATS, "--fail-on", "none", "--output-dir", lay.url(report)]
-        if baseline is not None:
-            argv += ["--baseline", str(baseline)]
-        code = run_cli([*argv, "--merge", *files])
+        code = run_api(api.RunOptions(
+            scan=api.ScanOptions(fail_on="none"), merge=tuple(files),
+            output=api.OutputOptions(formats=REPORT_FORMATS, output_dir=lay.url(report),
+                                     baseline=str(baseline) if baseline is not None else None)))
     body = s3.get_object(Bucket=lay.bucket, Key=f"{report}/findings.json")["Body"].read()
     doc = json.loads(body)
     for name in REPORT_FILES:  # this run becomes the next run's baseline
@@ -220,7 +223,7 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     topic = os.environ.get(ENV_TOPIC_ARN, "")
     notified = False
     if new and topic:
-        subject, message = notification(run_id, new, lay, report, baseline is None, code == 3)
+        subject, message = notification(run_id, new, lay, report, baseline is None, code == EXIT_INCOMPLETE)
         boto3.client("sns").publish(
             TopicArn=topic, Subject=subject[:100], Message=message,
             MessageAttributes={"new_critical_high": {"DataType": "Number", "StringValue": str(len(new))}})
