@@ -15,6 +15,8 @@ from audit_bedrock.demo import DEMO_REGIONS, DEMO_SKIPPED_REGION, demo_config_pa
 from audit_bedrock.derive import derive
 from audit_bedrock.engine import load_rules
 from audit_bedrock.facts import FACTS_VERSION
+from audit_bedrock.standin.evidence import demo_answers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import run_cli, seed_demo, validate_facts, validate_findings
 
 pytestmark = pytest.mark.slow
@@ -126,13 +128,18 @@ def test_demo_organization_gives_exactly_the_catalog(moto_server: str, tmp_path:
 def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                        caplog: pytest.LogCaptureFixture) -> None:
     names = {v: k for k, v in ids.items()}
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     out = tmp_path / "out"
     regions = ",".join((*DEMO_REGIONS, DEMO_SKIPPED_REGION))
-    with caplog.at_level(logging.WARNING, logger="audit_bedrock"):
+    # As --demo does: through the proxy that answers what moto cannot (LookupEvents, deletion protection).
+    with Proxy(moto_server, answers=demo_answers(ids)) as proxy, caplog.at_level(logging.WARNING,
+                                                                                 logger="audit_bedrock"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         code = main(["--org", "--config", demo_config_path(), "--regions", regions, "--output-dir", str(out),
                      "--format", "json", "--save-facts", str(tmp_path / "facts.json"), "-q"])
+        answered = [s for s in proxy.seen() if s.outcome == "answered"]
     assert code == 1
+    # One LookupEvents per region with logging off (management 3, payments-prod 1, sandbox 3), none forwarded.
+    assert [s.operation for s in answered] == ["LookupEvents"] * 7
     assert "identical AWS request" not in caplog.text  # no request was made twice
     doc = json.loads((out / "findings.json").read_text())
     check(doc, names)

@@ -137,6 +137,9 @@ def test_wire_shows_only_reads(estate: Estate, monkeypatch: pytest.MonkeyPatch, 
     assert not writes, f"non-read calls on the wire: {writes}"
     content = sorted({(s.service, s.operation) for s in seen} & CONTENT_READS)
     assert not content, f"log content read on the wire: {content}"
+    # The evidence reads did happen, as key names and stream metadata only (BIL-022, BIL-023).
+    assert {("s3", "ListObjectsV2"), ("logs", "DescribeLogStreams"), ("cloudtrail", "LookupEvents")} <= {
+        (s.service, s.operation) for s in seen}
     rest_writes = sorted({(s.service, s.operation, s.method) for s in seen
                           if s.protocol.startswith("rest") and s.method not in ("GET", "HEAD")})
     assert not rest_writes, f"REST calls with a writing method: {rest_writes}"
