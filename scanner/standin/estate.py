@@ -305,11 +305,8 @@ def cloudwatch_config(group: str, role_arn: str, large: tuple[str, str] | None =
 
 
 def put_invocations(c: Clients, region: str, counts: dict[str, float]) -> None:
-    """AWS/Bedrock Invocations datapoints, one series per model, as Bedrock publishes them."""
-    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-    c("cloudwatch", region).put_metric_data(Namespace="AWS/Bedrock", MetricData=[
-        {"MetricName": "Invocations", "Dimensions": [{"Name": "ModelId", "Value": model}], "Value": value,
-         "Timestamp": when, "Unit": "Count"} for model, value in counts.items()])
+    """AWS/Bedrock Invocations datapoints, one series per model, as Bedrock publishes them (two days ago)."""
+    put_invocations_on(c, region, dt.datetime.now(dt.UTC) - dt.timedelta(days=2), counts)
 
 
 def put_invocations_on(c: Clients, region: str, when: dt.datetime, counts: dict[str, float]) -> None:
