@@ -13,6 +13,7 @@ import pytest
 
 from audit_bedrock import collectors
 from audit_bedrock.policy import iam_action
+from audit_bedrock.standin.evidence import demo_answers
 from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import cli_env, validate_findings
 from tests.support import DEMO_SCAN_REGIONS, Estate, run_cli_inprocess, shared_demo_estate
@@ -125,12 +126,14 @@ def estate(request: pytest.FixtureRequest) -> Estate:
 @pytest.mark.slow
 def test_wire_shows_only_reads(estate: Estate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Independent of the scanner's own hooks: what reached the network, seen by the proxy, is only reads."""
-    with Proxy(estate.endpoint) as proxy:
+    # One proxy in front of moto (not a chain through the estate's own): it answers LookupEvents itself.
+    with Proxy(estate.upstream, answers=demo_answers(estate.ids)) as proxy:
         run = run_cli_inprocess(monkeypatch, proxy.url, ["--org", "--regions", ",".join(DEMO_SCAN_REGIONS),
                                                          "--format", "json", "-q", "-q"], tmp_path / "out")
         seen = proxy.seen()
     assert run.doc is not None and run.rc in (1, 3)
-    assert {s.outcome for s in seen} == {"forwarded"}
+    assert {s.outcome for s in seen} == {"forwarded", "answered"}
+    assert {s.operation for s in seen if s.outcome == "answered"} == {"LookupEvents"}  # never sent to moto
     unknown = [s for s in seen if s.operation == "?"]
     assert not unknown, f"requests the proxy could not name: {unknown[:5]}"
     writes = sorted({(s.service, s.operation) for s in seen if not is_read(s.service, s.operation)})
