@@ -422,7 +422,7 @@ ENABLED = [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}]
 
 def org_estate(policy_types: list[dict[str, str]] | None = None, feature_set: str = "ALL") -> Estate:
     return Estate("o-a1b2c3d4e5", MGMT, (Account(ACCT), Account(MGMT)), (),
-                  {"management_account": MGMT, "feature_set": feature_set, "chains": CHAIN,
+                  organization={"management_account": MGMT, "feature_set": feature_set, "chains": CHAIN,
                    "root_policy_types": ENABLED if policy_types is None else policy_types})
 
 
