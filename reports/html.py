@@ -43,6 +43,7 @@ class Cell:
     severity: str | None = None
     count: int = 0
     destinations: tuple[str, ...] = ()
+    delivery: str = ""  # the last delivery, next to logging on/off (BIL-022's evidence)
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,16 @@ def _cell(c: Coverage | None, region: str, opens: list[Finding]) -> Cell:
     detail = "logging on" if c.logging_enabled else "logging off"
     if c.logging_enabled:
         detail += f" to {', '.join(dests) or 'no destination'}; data types: {', '.join(delivered) or 'none'}"
+    delivery = ""
+    if c.logging_enabled and c.delivering is not None:
+        when = (c.last_delivery or "").replace("T", " ").removesuffix("Z")
+        delivery = f"last delivery {when or 'never'}" + ("" if c.delivering else ", not delivering")
+        detail += f"; {delivery}"
     if opens:
         detail += f"; {plural(len(opens), 'open finding')}, worst {worst}"
     label = "on" if c.logging_enabled else "off"
     state = "open" if opens else ("ok" if c.logging_enabled else "off-ok")
-    return Cell(region, state, label, detail, worst, len(opens), tuple(dests))
+    return Cell(region, state, label, detail, worst, len(opens), tuple(dests), delivery)
 
 
 def build_view(result: ScanResult, ctx: RenderContext) -> View:

@@ -58,6 +58,9 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
         label = f"{sev}: {counts[sev]}"
         cells.append(_paint(label, sev, colour and bool(counts[sev])))
     print("open findings  " + "  ".join(cells), file=out)
+    silent = sum(1 for c in result.coverage if c.logging_enabled and c.delivering is False)
+    if silent:
+        print(f"regions on but not delivering: {silent} (BIL-022)", file=out)
     suppressed = sum(1 for f in result.findings if f.status == "suppressed")
     if suppressed:
         print(f"suppressed     {suppressed}", file=out)

@@ -424,12 +424,15 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> S
         estate = select(estate, *scope.shard)
         log.info("shard %d/%d: %d of %d account(s)", *scope.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
+    from audit_bedrock.collectors.scp import read_scps
+    # The organization's SCPs (BIL-024): read once per scan by the caller, never per account.
     # Every Bedrock region, newer than the installed botocore included: once per scan, in the caller's account.
     ssm = sessions.client("ssm", ssm_query_region(sessions.home_region), caller_creds, "caller")
     known = bedrock_region_list(ssm, partition_of(sessions.home_region) or "aws")
     log.info("%d Bedrock region(s) from %s", len(known.regions), known.source)
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
-                    settings={"usage_lookback_days": cfg.usage_lookback_days}, bedrock_regions=known.regions)
+                    settings={"usage_lookback_days": cfg.usage_lookback_days, "scp": read_scps(org, estate)},
+                    bedrock_regions=known.regions)
     acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts)
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))

@@ -188,7 +188,8 @@ def _coverage(parts: list[Part], outcomes: list[AccountOutcome], regions: tuple[
                                 destinations=tuple(c.get("destinations") or ()),
                                 large_data_s3=c.get("large_data_s3"),
                                 data_types=tuple((c.get("data_types") or {}).items()),
-                                reason=str(c.get("reason", "")))
+                                reason=str(c.get("reason", "")),
+                                last_delivery=c.get("last_delivery"), delivering=c.get("delivering"))
             except (KeyError, TypeError, AttributeError) as exc:
                 raise _not_findings(p.path, f"a coverage cell lacks {exc}") from None
             cells.setdefault(cell.account_id, []).append(cell)

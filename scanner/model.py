@@ -47,6 +47,10 @@ class Coverage:
     large_data_s3: bool | None = None
     data_types: tuple[tuple[str, bool], ...] = ()
     reason: str = ""
+    # BIL-022's evidence where logging is on and Bedrock was used: the newest delivery seen (ISO time or
+    # None) and whether every destination received logs since the last day with invocations.
+    last_delivery: str | None = None
+    delivering: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -56,6 +60,8 @@ class Coverage:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.delivering is not None:
+            out.update(delivering=self.delivering, last_delivery=self.last_delivery)
         return out
 
 

@@ -18,8 +18,11 @@ MEMBER_SID = "AuditBedrockReadOnly"
 CALLER_ORG_ACTIONS: tuple[str, ...] = ("organizations:Describe*", "organizations:List*")
 # Public parameters have no account in their ARN; the path and its children both match.
 CALLER_SSM_RESOURCE = "arn:aws:ssm:*::parameter/aws/service/global-infrastructure/*"
-# An IAM action name is read-only when its verb starts with one of these.
-READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head")
+# An IAM action name is read-only when its verb starts with one of these. "Lookup" is here for exactly one
+# action, cloudtrail:LookupEvents (BIL-023: who deleted the logging configuration), which AWS classes as a
+# Read action: it searches the account's 90-day management event history and changes nothing. Added
+# deliberately; tests/test_readonly.py lists the same verbs.
+READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head", "Lookup")
 _ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 # botocore (service, operation) -> the IAM action that authorizes it, where the two names differ.
@@ -58,7 +61,7 @@ def iam_action(service: str, operation: str) -> str | None:
 
 
 def is_read_only(action: str) -> bool:
-    """True for a concrete `service:Verb...` action whose verb is Get, List, Describe or Head."""
+    """True for a concrete `service:Verb...` action whose verb is Get, List, Describe, Head or Lookup."""
     if not _ACTION_RE.match(action):
         return False
     return action.split(":", 1)[1].startswith(READ_ONLY_VERBS)

@@ -114,6 +114,9 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     # Facts may come from a --from-facts file: keep only values of the shape findings.json promises.
     dests = logging_fact.get("destinations")
     types = logging_fact.get("data_types")
+    delivery = r.get("delivery")
+    delivering, last = (delivery.get("delivering"), delivery.get("last_delivery")) if isinstance(
+        delivery, dict) else (None, None)
     return Coverage(
         account_id, r["region"], "scanned",
         logging_enabled=bool(logging_fact.get("enabled")),
@@ -121,6 +124,8 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
         large_data_s3=bool(logging_fact.get("large_data_s3")),
         data_types=tuple(sorted(((k, v) for k, v in types.items() if k in _DATA_ORDER and isinstance(v, bool)),
                                 key=lambda kv: _DATA_ORDER[kv[0]])) if isinstance(types, dict) else (),
+        delivering=delivering if isinstance(delivering, bool) else None,
+        last_delivery=last if isinstance(last, str) and isinstance(delivering, bool) else None,
     )
 
 

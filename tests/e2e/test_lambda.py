@@ -65,7 +65,8 @@ def test_cli_writes_reports_to_s3(aws: None, capsys: pytest.CaptureFixture[str],
     assert keys == want
     doc = s3_json(s3, f"{prefix}/findings.json".lstrip("/"))
     validate_findings(doc)
-    assert [f["rule_id"] for f in doc["findings"]] == ["BIL-001"]
+    # BIL-024: an account outside any organization has no SCP that could protect its logging configuration.
+    assert [f["rule_id"] for f in doc["findings"]] == ["BIL-001", "BIL-024"]
     head = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/findings.json".lstrip("/"))
     assert head["ContentType"] == "application/json"
     assert f"{dest.rstrip('/')}/findings.json" in capsys.readouterr().out

@@ -13,11 +13,20 @@ import pytest
 
 from audit_bedrock import collectors
 from audit_bedrock.policy import iam_action
+from audit_bedrock.standin.evidence import demo_answers
 from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import cli_env, validate_findings
 from tests.support import DEMO_SCAN_REGIONS, Estate, run_cli_inprocess, shared_demo_estate
 
-READ_VERB = re.compile(r"^(Get|List|Describe|Head)[A-Z]")
+# "Lookup" is deliberate and covers one operation, cloudtrail:LookupEvents (BIL-023): AWS classes it as a
+# Read action (it searches the 90-day event history); the same verbs as audit_bedrock.policy.READ_ONLY_VERBS.
+READ_VERB = re.compile(r"^(Get|List|Describe|Head|Lookup)[A-Z]")
+# Reads the scanner must never make, though they are reads: a log's content (BIL-022 reads key names and
+# stream metadata only). HeadObject needs s3:GetObject too.
+CONTENT_READS = {("s3", "GetObject"), ("s3", "HeadObject"), ("s3", "GetObjectAttributes"),
+                 ("s3", "SelectObjectContent"), ("logs", "GetLogEvents"), ("logs", "FilterLogEvents"),
+                 ("logs", "StartQuery"), ("logs", "GetQueryResults"), ("logs", "StartLiveTail"),
+                 ("logs", "GetLogRecord")}
 # The only non-read operations a scan may make: entering accounts and asking who the caller is.
 ALLOWED_OTHERS = {("sts", "AssumeRole"), ("sts", "GetCallerIdentity")}
 # Read by the caller during discovery, not inside member accounts: not part of the member-role policy.
@@ -33,6 +42,8 @@ def is_read(service: str, operation: str) -> bool:
     pytest.param("iam", "ListRoles", True, id="list"),
     pytest.param("ec2", "DescribeRegions", True, id="describe"),
     pytest.param("s3", "HeadBucket", True, id="head"),
+    pytest.param("cloudtrail", "LookupEvents", True, id="lookup"),
+    pytest.param("cloudtrail", "Lookupevents", False, id="lookup-not-a-verb"),
     pytest.param("sts", "AssumeRole", True, id="assume-role"),
     pytest.param("s3", "PutBucketPolicy", False, id="put"),
     pytest.param("bedrock", "PutModelInvocationLoggingConfiguration", False, id="put-logging"),
@@ -47,10 +58,16 @@ def test_read_classifier(service: str, operation: str, expected: bool) -> None:
 
 @pytest.mark.parametrize("action", collectors.required_actions())
 def test_declared_action_is_read_only(action: str) -> None:
-    """Every IAM action a collector declares (the audit role's policy) is a Get/List/Describe/Head."""
+    """Every IAM action a collector declares (the audit role's policy) is a Get/List/Describe/Head/Lookup."""
     service, _, name = action.partition(":")
     assert service and name, action
     assert READ_VERB.match(name), f"{action} is not a read-only action"
+
+
+def test_no_declared_action_reads_log_content() -> None:
+    """The audit role cannot read a log: no s3:GetObject, no logs:GetLogEvents/FilterLogEvents/StartQuery."""
+    content_actions = {iam_action(s, op) for s, op in CONTENT_READS}
+    assert not content_actions & set(collectors.required_actions())
 
 
 HOOKED_DEMO = textwrap.dedent("""
@@ -93,6 +110,7 @@ def test_full_demo_scan_makes_only_reads(tmp_path: Path) -> None:
     writes = sorted({(s, op) for s, op, _ in calls if not is_read(s, op)})
     assert not writes, f"the scan made non-read calls: {writes}"
     ops = {(s, op) for s, op, _ in calls}
+    assert not ops & CONTENT_READS, f"the scan read log content: {sorted(ops & CONTENT_READS)}"
     assert ("sts", "AssumeRole") in ops and ("bedrock", "GetModelInvocationLoggingConfiguration") in ops
     # Every member-account call is covered by an action the collectors declare (the audit role's policy).
     declared = set(collectors.required_actions())
@@ -108,16 +126,23 @@ def estate(request: pytest.FixtureRequest) -> Estate:
 @pytest.mark.slow
 def test_wire_shows_only_reads(estate: Estate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Independent of the scanner's own hooks: what reached the network, seen by the proxy, is only reads."""
-    with Proxy(estate.endpoint) as proxy:
+    # One proxy in front of moto (not a chain through the estate's own): it answers LookupEvents itself.
+    with Proxy(estate.upstream, answers=demo_answers(estate.ids)) as proxy:
         run = run_cli_inprocess(monkeypatch, proxy.url, ["--org", "--regions", ",".join(DEMO_SCAN_REGIONS),
                                                          "--format", "json", "-q", "-q"], tmp_path / "out")
         seen = proxy.seen()
     assert run.doc is not None and run.rc in (1, 3)
-    assert {s.outcome for s in seen} == {"forwarded"}
+    assert {s.outcome for s in seen} == {"forwarded", "answered"}
+    assert {s.operation for s in seen if s.outcome == "answered"} == {"LookupEvents"}  # never sent to moto
     unknown = [s for s in seen if s.operation == "?"]
     assert not unknown, f"requests the proxy could not name: {unknown[:5]}"
     writes = sorted({(s.service, s.operation) for s in seen if not is_read(s.service, s.operation)})
     assert not writes, f"non-read calls on the wire: {writes}"
+    content = sorted({(s.service, s.operation) for s in seen} & CONTENT_READS)
+    assert not content, f"log content read on the wire: {content}"
+    # The evidence reads did happen, as key names and stream metadata only (BIL-022, BIL-023).
+    assert {("s3", "ListObjectsV2"), ("logs", "DescribeLogStreams"), ("cloudtrail", "LookupEvents")} <= {
+        (s.service, s.operation) for s in seen}
     rest_writes = sorted({(s.service, s.operation, s.method) for s in seen
                           if s.protocol.startswith("rest") and s.method not in ("GET", "HEAD")})
     assert not rest_writes, f"REST calls with a writing method: {rest_writes}"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from audit_bedrock import aws_lambda
+from audit_bedrock import aws_lambda, policy
 from audit_bedrock.analyzer import Request, allows
 from tests.support.cfn_template import DEPLOY, TEMPLATES, Resolver, load
 
@@ -218,7 +218,7 @@ def test_no_write_or_wildcard_action_outside_the_report_bucket(sched: Resolver) 
                     assert a != "*" and not a.endswith(":*"), (role, a)
                     if stmt["Resource"] == "*":
                         assert a.startswith("organizations:") or a.split(":")[1].startswith(
-                            ("Get", "List", "Describe", "Head")), (role, a)
+                            policy.READ_ONLY_VERBS), (role, a)
 
 
 # ----------------------------------------------------------------------------------------- lambda zip
