@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--list-rules", action="store_true", help="print the rule catalog and exit")
     rules.add_argument("--explain", metavar="RULE_ID", help="print one rule's rationale and remediation")
     out = p.add_argument_group("output")
-    out.add_argument("--format", default=None, metavar="json,html,sarif",
+    out.add_argument("--format", default=None, metavar="json,html,sarif,ocsf,asff,fix",
                      help=f"report formats (default {DEFAULT_FORMATS})")
     out.add_argument("--output-dir", default="audit-bedrock-report", metavar="DIR")
     out.add_argument("--fail-on", choices=("critical", "high", "medium", "low", "none"), default=None,
@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--merge", nargs="+", metavar="FINDINGS_JSON",
                      help="combine the findings.json of shard runs into one set of reports; no AWS calls")
     out.add_argument("--save-facts", metavar="FILE", help="also write every collected fact to FILE")
+    out.add_argument("--history", metavar="DIR|s3://BUCKET/PREFIX",
+                     help="previous findings.json files (a folder, or the scheduled job's runs/ prefix): a trend "
+                          "chart in the HTML and the change since the last run in the summary")
+    out.add_argument("--security-hub-import", action="store_true",
+                     help="import the findings into AWS Security Hub (BatchImportFindings), each account's with its "
+                          "own credentials; the only write audit-bedrock makes (off by default)")
+    out.add_argument("--security-hub-role-name", metavar="NAME", default=None,
+                     help="role assumed in member accounts to import their findings "
+                          "(default AuditBedrockSecurityHubImport, see deploy/audit-role.yaml)")
     out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
     run = p.add_argument_group("running")
     run.add_argument("--max-workers", type=int, default=None, metavar="N", help="concurrency (default 16)")
@@ -238,6 +247,8 @@ def execute(ns: argparse.Namespace) -> int:
         raise UsageError("--shard applies to a scan, not to --from-facts")
     cfg, rules = load_settings(ns)
     formats = _formats(ns)
+    from audit_bedrock.integrations import fix_planner
+    planner = fix_planner(formats, cfg.min_retention_days)
     baseline = None
     if ns.baseline:
         from audit_bedrock.findings import load_baseline
@@ -252,12 +263,12 @@ def execute(ns: argparse.Namespace) -> int:
             raise UsageError("--save-facts and --from-facts cannot be combined")
         from audit_bedrock.facts import load_facts
         doc = load_facts(ns.from_facts)
-        result, facts = _evaluate_saved(doc, cfg, rules), None
+        result, facts = _evaluate_saved(doc, cfg, rules, planner), None
     else:
-        result, facts = _scan(ns, cfg, rules)
+        result, facts = _scan(ns, cfg, rules, planner)
         import gc
         gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
-    return finish(ns, cfg, rules, result, formats, baseline, facts)
+    return finish(ns, cfg, rules, result, formats, baseline, facts, planner.plan() if planner else None)
 
 
 def merge_command(ns: argparse.Namespace) -> int:
@@ -272,6 +283,8 @@ def merge_command(ns: argparse.Namespace) -> int:
         raise UsageError(f"--merge combines finished results; it cannot be combined with {', '.join(clash)}")
     cfg, rules = load_settings(ns)
     formats = _formats(ns)
+    from audit_bedrock.integrations import check_fix_format
+    check_fix_format(formats, has_facts=False)
     baseline = None
     if ns.baseline:
         from audit_bedrock.findings import load_baseline
@@ -282,15 +295,16 @@ def merge_command(ns: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--merge: findings of rule(s) {', '.join(unknown)} are not in the loaded rule packs; "
                          "give --merge the same --config and --rules-dir as the shard runs")
-    return finish(ns, cfg, rules, result, formats, baseline, None)
+    return finish(ns, cfg, rules, result, formats, baseline, None, None)
 
 
-def _evaluate_saved(doc: dict[str, Any], cfg: Config, rules: list[Rule]) -> ScanResult:
+def _evaluate_saved(doc: dict[str, Any], cfg: Config, rules: list[Rule], planner: Any = None) -> ScanResult:
     from audit_bedrock.engine import Evaluator
     from audit_bedrock.findings import FindingBuilder
+    from audit_bedrock.integrations import account_hook
     from audit_bedrock.scan import Accumulator
 
-    acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg))
+    acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), on_account=account_hook(planner))
     for account in doc["accounts"]:
         acc.add(account)
     meta = doc["scan"]
@@ -317,7 +331,8 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
                       notices=tuple(acc.builder.expired_notices()))
 
 
-def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanResult, list[dict[str, Any]] | None]:
+def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule],
+          planner: Any = None) -> tuple[ScanResult, list[dict[str, Any]] | None]:
     from audit_bedrock.discovery import discover_accounts
     from audit_bedrock.engine import Evaluator
     from audit_bedrock.findings import FindingBuilder
@@ -345,7 +360,9 @@ def _scan(ns: argparse.Namespace, cfg: Config, rules: list[Rule]) -> tuple[ScanR
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
                     settings={"usage_lookback_days": cfg.usage_lookback_days})
-    acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), keep_facts=bool(ns.save_facts))
+    from audit_bedrock.integrations import account_hook
+    acc = Accumulator(Evaluator(rules, cfg.rule_params()), FindingBuilder(cfg), keep_facts=bool(ns.save_facts),
+                      on_account=account_hook(planner))
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))
     scanner = Scanner(sessions, plan)
@@ -373,20 +390,25 @@ def _progress(total: int, quiet: bool) -> Any:
 
 
 def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanResult, formats: list[str],
-           baseline: Any, facts: list[dict[str, Any]] | None) -> int:
-    """Apply the baseline, write reports and facts, print the summary, choose the exit code."""
+           baseline: Any, facts: list[dict[str, Any]] | None, fix_plan: Any = None) -> int:
+    """Apply the baseline, write reports and facts, print the summary, import into Security Hub, choose the exit."""
     from dataclasses import replace
 
+    from audit_bedrock import integrations
     from audit_bedrock.findings import apply_baseline
     from audit_bedrock.output import S3Writer, join, write_atomic, write_output
-    from audit_bedrock.reports import FORMATS, RenderContext, renderer
+    from audit_bedrock.reports import RenderContext, outputs
     from audit_bedrock.reports.summary import render_summary
 
     if baseline is not None:
         marked, fixed = apply_baseline(list(result.findings), baseline)
         result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
+    home = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     ctx = RenderContext(catalog={r.id: r.to_catalog() for r in rules}, version=__version__,
-                        baseline=getattr(ns, "baseline", None) if baseline is not None else None)
+                        baseline=getattr(ns, "baseline", None) if baseline is not None else None,
+                        home_region=home, fix_plan=fix_plan,
+                        scope=integrations.scope(ns.ou, ns.accounts, ns.exclude_accounts),
+                        history=integrations.history(getattr(ns, "history", None), ns.profile, ns.endpoint_url))
     s3 = S3Writer(profile=ns.profile, endpoint_url=ns.endpoint_url)
     written = []
     if facts is not None:
@@ -399,15 +421,47 @@ def finish(ns: argparse.Namespace, cfg: Config, rules: list[Rule], result: ScanR
         write_atomic(path, dump_facts(path, meta, facts))
         written.append(str(path))
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
-        dest = join(ns.output_dir, FORMATS[fmt][0])
-        write_output(dest, renderer(fmt)(result, ctx), s3)
-        written.append(dest)
+        for name, render in outputs(fmt):
+            dest = join(ns.output_dir, name)
+            write_output(dest, render(result, ctx), s3)
+            written.append(dest)
     if ns.quiet < 2:
-        render_summary(result, written, baseline=baseline is not None)
+        render_summary(result, written, baseline=baseline is not None,
+                       previous=integrations.previous_run(ctx, result))
+    if getattr(ns, "security_hub_import", False):
+        report = _security_hub_import(ns, cfg, result, ctx)
+        if ns.quiet < 2:
+            print(f"Security Hub: {report.imported} finding(s) imported, {len(report.failed)} failed")
     if result.meta.interrupted:
         return EXIT_INTERRUPTED
     return exit_code(result, cfg.fail_on, {r.id: r.category for r in rules},
                      new_only=bool(getattr(ns, "fail_on_new", False)))
+
+
+def _security_hub_import(ns: argparse.Namespace, cfg: Config, result: ScanResult, ctx: Any) -> Any:
+    """Import every account's findings with that account's own credentials (see reports/securityhub.py)."""
+    from audit_bedrock.integrations import DEFAULT_IMPORT_ROLE, ImportTarget, import_findings
+    from audit_bedrock.session import Sessions
+
+    sessions = Sessions(profile=ns.profile, endpoint_url=ns.endpoint_url, max_pool=4)
+    caller = sessions.caller_credentials()
+    target = ImportTarget(result.meta.caller_account, ns.security_hub_role_name or DEFAULT_IMPORT_ROLE,
+                          cfg.external_id)
+    entered: dict[str, Any] = {}
+
+    def make_client(account: str, region: str, role: str | None) -> Any:
+        if role is None:
+            creds = caller
+        else:
+            if account not in entered:
+                entered[account] = sessions.assume(account, role, target.external_id, target.caller_account)
+            creds = entered[account]
+        return sessions.client("securityhub", region, creds, account)
+
+    try:
+        return import_findings(result, ctx, target, make_client)
+    finally:
+        sessions.close()
 
 
 def exit_code(result: ScanResult, fail_on: str, categories: dict[str, str], new_only: bool = False) -> int:
