@@ -2,8 +2,10 @@
 
 Both run the audit-bedrock CLI in-process. A shard worker runs `--org --shard K/N` and writes its
 findings.json under runs/RUN/shards/ in the report bucket; the merge runs `--merge` over the shard files
-with `--baseline` the previous run (latest/findings.json), writes JSON, HTML and SARIF under runs/RUN/report/,
-copies them to latest/, and publishes to SNS when new critical or high findings appear.
+with `--baseline` the previous run (latest/findings.json) and `--history` the bucket's own runs/ (the trend in the
+HTML), writes JSON, HTML, SARIF, OCSF and ASFF under runs/RUN/report/, copies them to latest/, optionally imports
+the findings into Security Hub (each account's through its own import role), and publishes to SNS when new
+critical or high findings appear.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ ENV_ROLE_NAME = "AUDIT_BEDROCK_ROLE_NAME"
 ENV_EXTERNAL_ID = "AUDIT_BEDROCK_EXTERNAL_ID"
 ENV_REGIONS = "AUDIT_BEDROCK_REGIONS"
 ENV_TOPIC_ARN = "AUDIT_BEDROCK_TOPIC_ARN"
+ENV_SECURITY_HUB_IMPORT = "AUDIT_BEDROCK_SECURITY_HUB_IMPORT"  # "true": import the findings into Security Hub
+ENV_SECURITY_HUB_ROLE = "AUDIT_BEDROCK_SECURITY_HUB_ROLE_NAME"  # the import role in each member account
 SHARD_ENV = (ENV_BUCKET, ENV_ROLE_NAME, ENV_EXTERNAL_ID, ENV_REGIONS)  # what each function is configured with
-MERGE_ENV = (ENV_BUCKET, ENV_TOPIC_ARN)
-REPORT_FORMATS = "json,html,sarif"
-REPORT_FILES = ("findings.json", "report.html", "findings.sarif")
+MERGE_ENV = (ENV_BUCKET, ENV_TOPIC_ARN, ENV_SECURITY_HUB_IMPORT, ENV_SECURITY_HUB_ROLE, ENV_EXTERNAL_ID)
+REPORT_FORMATS = "json,html,sarif,ocsf,asff"
+REPORT_FILES = ("findings.json", "report.html", "findings.sarif", "findings.ocsf.json", "findings.asff.json")
 NOTIFY_SEVERITIES = ("critical", "high")
 MIN_BOTOCORE = (1, 42, 2)  # the audio data-type flag; an older botocore drops it silently
 MAX_LISTED = 50  # findings listed in one notification
@@ -56,6 +60,9 @@ class Layout:
 
     def latest_dir(self) -> str:
         return "latest"
+
+    def history_root(self) -> str:
+        return "runs/"
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -100,6 +107,20 @@ def scan_options() -> list[str]:
         value = os.environ.get(env, "").strip()
         if value:
             argv += [flag, value]
+    return argv
+
+
+def import_options() -> list[str]:
+    """--security-hub-import and its role when the stack asks for it (SecurityHubImport "true")."""
+    if os.environ.get(ENV_SECURITY_HUB_IMPORT, "").strip().lower() != "true":
+        return []
+    argv = ["--security-hub-import"]
+    role = os.environ.get(ENV_SECURITY_HUB_ROLE, "").strip()
+    if role:
+        argv += ["--security-hub-role-name", role]
+    external_id = os.environ.get(ENV_EXTERNAL_ID, "").strip()
+    if external_id:
+        argv += ["--external-id", external_id]
     return argv
 
 
@@ -207,7 +228,8 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             s3.download_file(lay.bucket, key, str(path))
             files.append(str(path))
         baseline = _baseline(s3, lay, folder)
-        argv = ["--format", REPORT_FORMATS, "--fail-on", "none", "--output-dir", lay.url(report)]
+        argv = ["--format", REPORT_FORMATS, "--fail-on", "none", "--output-dir", lay.url(report),
+                "--history", lay.url(lay.history_root()), *import_options()]
         if baseline is not None:
             argv += ["--baseline", str(baseline)]
         code = run_cli([*argv, "--merge", *files])
