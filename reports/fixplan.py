@@ -666,6 +666,15 @@ def render(result: ScanResult, ctx: RenderContext) -> bytes:
     return encode(_plan(ctx).to_json(), indent=1, ensure_ascii=False)
 
 
+def schema() -> dict[str, Any]:
+    """The JSON Schema that every fix-plan.json satisfies (reports/fix-plan.schema.json)."""
+    from importlib import resources
+
+    text = resources.files("audit_bedrock.reports").joinpath("fix-plan.schema.json").read_text(encoding="utf-8")
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
 def cli_command(step: Step, profile: str) -> str:
     """The AWS CLI command of a step: the same parameters, through --cli-input-json."""
     from botocore import xform_name

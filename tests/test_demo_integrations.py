@@ -13,7 +13,7 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from audit_bedrock.reports.fixplan import Step
 from tests.conftest import load_json, run_cli, validate_findings
-from tests.test_fixplan import validate_step
+from tests.test_fixplan import validate_plan, validate_step
 from tests.test_html_browser import browser, open_report  # noqa: F401  (fixtures)
 from tests.test_ocsf_asff import validate_import
 
@@ -65,6 +65,7 @@ def test_demo_writes_every_format_valid(demo: Path) -> None:
     for start in range(0, len(asff), 100):
         validate_import(asff[start:start + 100])
     plan = load_json(out / "fix-plan.json")
+    validate_plan(plan)
     assert plan["schema_version"] == 1 and plan["steps"] and plan["manual"]
     for s in plan["steps"]:
         validate_step(Step(s["account_id"], s["region"], s["service"], s["operation"], s["parameters"],

@@ -38,6 +38,14 @@ def validate_step(step: Step) -> None:
     assert not report.has_errors(), f"{step.operation}: {report.generate_report()}"
 
 
+def validate_plan(doc: dict[str, Any]) -> None:
+    """A fix-plan.json against the shipped schema (reports/fix-plan.schema.json)."""
+    import jsonschema
+
+    from audit_bedrock.reports.fixplan import schema
+    jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+
+
 def policy(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -340,6 +348,7 @@ def test_plan_json_and_shell() -> None:
     plan, _ = plan_for(FAULTS[1].values[1]())  # BIL-005: a create with ok_if_error
     ctx = RenderContext(fix_plan=plan)
     doc = json.loads(render(_result(), ctx))
+    validate_plan(doc)
     assert doc["schema_version"] == 1 and doc["steps"]
     for s in doc["steps"]:
         assert set(s) - {"ok_if_error"} == {"account_id", "region", "service", "operation", "parameters", "fixes",

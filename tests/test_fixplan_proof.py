@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from audit_bedrock.reports.fixplan import COVERED
 from tests.conftest import load_json, run_cli, seed_demo
-from tests.test_fixplan import validate_step
+from tests.test_fixplan import validate_plan, validate_step
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +57,7 @@ def test_applying_the_plan_fixes_every_covered_finding(moto_subprocess: str, tmp
     seed_demo(moto_subprocess)
     before = scan(moto_subprocess, tmp_path / "before")
     plan = json.loads((tmp_path / "before" / "fix-plan.json").read_text())
+    validate_plan(plan)
     from audit_bedrock.reports.fixplan import Step
     for s in plan["steps"]:
         validate_step(Step(s["account_id"], s["region"], s["service"], s["operation"], s["parameters"],
