@@ -28,7 +28,7 @@ import hashlib
 import json
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock.analyzer import PolicyError, confused_deputy_guarded, trusts_service
@@ -259,6 +259,15 @@ def _lifecycle_rule(prefix: str) -> dict[str, Any]:
     digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
     return {"ID": f"{LIFECYCLE_ID}-{digest}", "Filter": {"Prefix": prefix}, "Status": "Enabled",
             "Transitions": [dict(TRANSITION)]}
+
+
+def _canonical(value: Any) -> Any:
+    """`value` with every dict's keys sorted: a plan from saved facts (written sorted) is byte-identical."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def _key_id(arn: str) -> str:
@@ -503,6 +512,7 @@ class FixPlanner:
                 if isinstance(step, Manual):
                     manual.append(step)
                 elif step is not None:
+                    step = replace(step, parameters=_canonical(step.parameters))
                     steps.append(((e.account_id, e.rank, e.region or "", e.key, i), step))
         steps.sort(key=lambda kv: kv[0])
         manual.sort(key=lambda m: (m.account_id, m.region or "", m.rule_id, m.fixes))
