@@ -12,15 +12,55 @@ import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
+from audit_bedrock import demo as builders  # the estate builders the demo seeds with
 from audit_bedrock.reports.fixplan import COVERED
-from tests.conftest import load_json, run_cli, seed_demo
+from tests.conftest import load_json, run_cli
 from tests.test_fixplan import validate_plan, validate_step
 
 pytestmark = pytest.mark.slow
 
-REGIONS = "us-east-1,us-west-2,eu-west-1"
+REGIONS = "us-east-1,us-west-2"
 MEMBER_ROLE = "OrganizationAccountAccessRole"  # the role moto (like Organizations) creates in each new account
 CREDS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
+
+
+def seed_faults(endpoint: str) -> dict[str, str]:
+    """An organization whose one member account shows every covered fault (the comments name the rules)."""
+    mgmt = builders.Clients(endpoint, CREDS)
+    org = mgmt("organizations")
+    org.create_organization(FeatureSet="ALL")
+    acct = org.create_account(AccountName="faulty", Email="faulty@example.com")["CreateAccountStatus"]["AccountId"]
+    got = mgmt("sts").assume_role(RoleArn=f"arn:aws:iam::{acct}:role/{MEMBER_ROLE}",
+                                  RoleSessionName="seed")["Credentials"]
+    c = builders.Clients(endpoint, {"aws_access_key_id": got["AccessKeyId"],
+                                    "aws_secret_access_key": got["SecretAccessKey"],
+                                    "aws_session_token": got["SessionToken"]})
+    # us-east-1: CloudWatch to a log group that does not exist (BIL-005), through a role whose trust has no
+    # confused-deputy conditions (BIL-008) and whose policy names another group (BIL-009); the large-data
+    # bucket has no policy (BIL-012), ACLs enabled (BIL-018), no lifecycle (BIL-015) and a key that does not
+    # admit Bedrock (BIL-019); video is not delivered (BIL-003).
+    east = "us-east-1"
+    role = builders.delivery_role(c, "BedrockLogs", builders.trust(None),
+                                  inline=builders.log_write_policy(acct, east, "/bedrock/old"))
+    large = f"large-{acct}"
+    builders.log_bucket(c, acct, east, large, "large", bedrock=False, enforced=False, lifecycle=False,
+                        kms=builders.kms_key(c, acct, east, bedrock=False))
+    builders.put_logging(c, east, {"cloudWatchConfig": builders.cloudwatch_config("/bedrock/missing", role,
+                                                                                  (large, "large")),
+                                   **builders.ALL_TYPES, "videoDataDeliveryEnabled": False})
+    # us-west-2: S3 to a public bucket (BIL-013) whose key is pending deletion (BIL-019); CloudWatch to a group
+    # that never expires (BIL-014) through a role that trusts EC2, not Bedrock (BIL-007).
+    west = "us-west-2"
+    public = f"public-{acct}"
+    builders.log_bucket(c, acct, west, public, "bedrock", public_read=True, block_public=False,
+                        kms=builders.kms_key(c, acct, west, state="PendingDeletion"))
+    builders.log_group(c, west, "/bedrock/west")
+    ec2_role = builders.delivery_role(c, "BedrockLogsWest", builders.trust(None, "ec2.amazonaws.com"),
+                                      inline=builders.log_write_policy(acct, west, "/bedrock/west"))
+    builders.put_logging(c, west, {"s3Config": {"bucketName": public, "keyPrefix": "bedrock"},
+                                   "cloudWatchConfig": builders.cloudwatch_config("/bedrock/west", ec2_role),
+                                   **builders.ALL_TYPES})
+    return {"faulty": acct}
 
 
 def scan(endpoint: str, out: Path, *extra: str) -> dict[str, Any]:
@@ -54,7 +94,7 @@ def apply_plan(endpoint: str, caller: str, plan: dict[str, Any]) -> None:
 
 
 def test_applying_the_plan_fixes_every_covered_finding(moto_subprocess: str, tmp_path: Path) -> None:
-    seed_demo(moto_subprocess)
+    seed_faults(moto_subprocess)
     before = scan(moto_subprocess, tmp_path / "before")
     plan = json.loads((tmp_path / "before" / "fix-plan.json").read_text())
     validate_plan(plan)
