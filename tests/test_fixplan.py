@@ -75,8 +75,7 @@ def account(logging: dict[str, Any], buckets: list[dict[str, Any]] | None = None
            "iam": {"roles": roles or {}, "unreferenced_bedrock_roles": [], "scanned_regions": [REGION],
                    "regions_subset": False, "unread_regions": []},
            "regions": [rdoc]}
-    derive(doc)
-    return doc
+    return derive(doc) or doc  # derive() returns the derived document (older versions derived in place)
 
 
 def findings(doc: dict[str, Any]) -> list[Finding]:
@@ -166,8 +165,7 @@ def apply(doc: dict[str, Any], plan: FixPlan) -> dict[str, Any]:
             rdoc["kms_keys"][0]["policy"] = json.loads(p["Policy"])
         elif s.operation in ("EnableKey", "CancelKeyDeletion"):
             rdoc["kms_keys"][0]["state"] = "Enabled" if s.operation == "EnableKey" else "Disabled"
-    derive(out)
-    return out
+    return derive(out) or out
 
 
 KEY = f"arn:aws:kms:{REGION}:{ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
