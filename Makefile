@@ -7,6 +7,10 @@ STAMP_DEV  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
+# setuptools announces every editable install with an information-only warning ("Editable installation.",
+# in any mode): it is the link tree under build/ this Makefile asks for, so the installs hide that one notice.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install
+
 LAMBDA_ZIP ?= dist/audit-bedrock-lambda.zip
 LAMBDA_PYTHON ?= 3.12
 LAMBDA_ARGS ?=
@@ -18,16 +22,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 
 $(STAMP_DEMO): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[demo]' --config-settings editable_mode=strict
+	$(EDITABLE) -q -e '.[demo]' --config-settings editable_mode=strict
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
+	$(EDITABLE) -q -e '.[dev]' --config-settings editable_mode=strict
 	touch $@ $(STAMP_DEMO)
 
 # The editable install is a tree of links under build/; re-linking picks up files added since.
 relink: | $(BIN)/python
-	@out=$$($(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict 2>&1) \
+	@out=$$($(EDITABLE) -q --no-deps -e . --config-settings editable_mode=strict 2>&1) \
 	  || { echo "$$out"; exit 1; }
 
 demo: $(STAMP_DEMO)

@@ -4,9 +4,10 @@
     python bench/run.py --accounts 200 1000   # several sizes; also reports the time ratio between them
     python bench/run.py --accounts 5 --latency-ms 0 --repeat 1   # the smoke run the tests use
 
-For each size it starts a moto server subprocess on 127.0.0.1, seeds the organization (bench/seed.py, its own
-process), starts bench/latency_proxy.py in front of it, and runs `audit-bedrock --org` with AWS_ENDPOINT_URL
-pointing at the proxy, --repeat times. Per run it records wall time, the scanner's peak RSS and CPU time
+For each size it starts a moto server subprocess on 127.0.0.1 (audit_bedrock.standin.server), seeds the
+organization (bench/seed.py, its own process), starts the stand-in proxy (audit_bedrock.standin.proxy, as
+bench/latency_proxy.py does) in front of it, and runs `audit-bedrock --org` with AWS_ENDPOINT_URL pointing at
+the proxy, --repeat times. Per run it records wall time, the scanner's peak RSS and CPU time
 (os.wait4 on that process), the moto server's CPU time, and what the proxy saw on the wire: calls per account
 and per account-region, repeated identical requests, and the peak number of requests in flight.
 
@@ -24,7 +25,6 @@ import datetime as dt
 import json
 import os
 import platform
-import socket
 import ssl
 import statistics
 import subprocess
@@ -37,6 +37,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from audit_bedrock.standin import server
+
 HERE = Path(__file__).resolve().parent
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 DEFAULT_WORKERS = 16  # the scanner's default --max-workers; used for the bound when --max-workers is not given
@@ -47,12 +49,6 @@ SCAN_ENV = {
 DROP_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in DROP_ENV and not k.startswith("AWS_ENDPOINT_URL")}
     env.update(SCAN_ENV)
@@ -60,42 +56,12 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def moto_server(stock: bool = False) -> Iterator[tuple[str, int]]:
-    """A moto server subprocess on a free loopback port: (url, pid). Unless `stock`, through
-    bench/moto_server.py, which makes moto's per-request access-key -> account lookup O(1)."""
-    port = _free_port()
-    server = ["-m", "moto.server"] if stock else [str(HERE / "moto_server.py")]
-    proc = subprocess.Popen([sys.executable, *server, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url + "/moto-api/")
-        yield url, proc.pid
-    finally:
-        _stop(proc)
+    """A moto server subprocess on a free loopback port: (url, pid). Unless `stock`, with the stand-in's
+    access-key index, which makes moto's per-request access-key -> account lookup O(1)."""
+    with server.process(key_index=not stock, env=_env()) as moto:
+        yield moto.url, moto.pid
 
 
 def tls_material(directory: Path) -> tuple[str, str, str]:
@@ -114,8 +80,9 @@ def tls_material(directory: Path) -> tuple[str, str, str]:
 @contextmanager
 def latency_proxy(upstream: str, latency_ms: float,
                   tls: tuple[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """bench/latency_proxy.py as a subprocess in front of `upstream`: (url, pid)."""
-    args = [sys.executable, str(HERE / "latency_proxy.py"), "--upstream", upstream, "--latency-ms", str(latency_ms)]
+    """The stand-in proxy (bench/latency_proxy.py) as a subprocess in front of `upstream`: (url, pid)."""
+    args = [sys.executable, "-m", "audit_bedrock.standin.proxy", "--upstream", upstream, "--latency-ms",
+            str(latency_ms)]
     if tls:
         args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=_env())
@@ -126,7 +93,7 @@ def latency_proxy(upstream: str, latency_ms: float,
             raise RuntimeError(f"latency proxy did not start: {line!r}")
         yield line.split()[1], proc.pid
     finally:
-        _stop(proc)
+        server.stop_process(proc)
 
 
 def proxy_call(url: str, path: str, method: str = "GET", cafile: str | None = None) -> dict[str, Any]:
@@ -323,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                         "certifi's bundle plus that certificate, as against real endpoints")
     p.add_argument("--stock-moto", action="store_true",
                    help="run moto as shipped: its per-request account lookup scans every account, so moto's "
-                        "CPU per call grows with the organization (see bench/moto_server.py)")
+                        "CPU per call grows with the organization (see audit_bedrock.standin.server)")
     p.add_argument("--warmup", type=int, default=0, help="untimed scans before the timed ones (default 0)")
     p.add_argument("--seed-workers", type=int, default=8, help="threads seeding the organization (default 8)")
     p.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -335,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "config": {"accounts": ns.accounts, "latency_ms": ns.latency_ms, "repeat": ns.repeat, "warmup": ns.warmup,
-                   "tls": ns.tls, "moto": "stock" if ns.stock_moto else "bench/moto_server.py (O(1) key lookup)",
+                   "tls": ns.tls, "moto": "stock" if ns.stock_moto else "standin key index (O(1) key lookup)",
                    "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
                    "formats": ns.formats or "default"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),

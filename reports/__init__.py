@@ -1,4 +1,8 @@
-"""Pluggable report renderers: each turns a ScanResult into the bytes of one file."""
+"""reports/ installs as audit_bedrock.reports: pluggable renderers, each turning a ScanResult into one file's bytes.
+
+Its data ships in the wheel: findings.schema.json here, and the HTML report's templates in reports/templates/
+(the data-only package audit_bedrock.reports.templates).
+"""
 
 from __future__ import annotations
 

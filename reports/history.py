@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit_bedrock.constants import SEVERITIES
 from audit_bedrock.errors import UsageError
-from audit_bedrock.model import SEVERITIES, ScanResult
+from audit_bedrock.model import ScanResult
 
 log = logging.getLogger("audit_bedrock")
 

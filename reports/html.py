@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, AccountOutcome, Coverage, Finding, ScanResult
+from audit_bedrock.constants import DATA_TYPES, SEVERITIES, SEVERITY_RANK
+from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanResult
 from audit_bedrock.reports.json_report import stream_utf8
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from audit_bedrock.reports.history import RunPoint
 
 TEMPLATE = "report.html"
-DATA_TYPES = ("text", "image", "embedding", "video", "audio")
 
 
 @cache

@@ -29,7 +29,8 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from audit_bedrock.model import SEVERITY_RANK, Finding, ScanResult
+from audit_bedrock.constants import SEVERITY_RANK
+from audit_bedrock.model import Finding, ScanResult
 from audit_bedrock.reports.json_report import encode
 
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING, TextIO
 
-from audit_bedrock.model import SEVERITIES, SEVERITY_RANK, Finding, ScanResult
+from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
+from audit_bedrock.model import Finding, ScanResult
 
 if TYPE_CHECKING:
     from audit_bedrock.reports.history import RunPoint

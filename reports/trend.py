@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
-from audit_bedrock.model import SEVERITIES
+from audit_bedrock.constants import SEVERITIES
 from audit_bedrock.reports.history import RunPoint
 
 WIDTH, BAR_H, LINE_H = 720, 180, 140

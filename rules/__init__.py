@@ -1,1 +1,1 @@
-"""The default rule pack: YAML data, one rule per file, shipped inside the package."""
+"""rules/ installs as audit_bedrock.rules: the default rule pack (YAML, one rule per file), shipped as package data."""

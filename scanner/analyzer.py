@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote
 
+from audit_bedrock.constants import ACCOUNT_ID_RE
+
 Policy = str | Mapping[str, Any] | None
 Decision = Literal["allow", "explicit_deny", "implicit_deny"]
 
@@ -264,7 +266,7 @@ def _same_principal(ptype: str, granted: str, requested: str, *, delegate: bool)
 
 
 def _account_arn(value: str) -> str:
-    return f"arn:aws:iam::{value}:root" if re.fullmatch(r"\d{12}", value) else value
+    return f"arn:aws:iam::{value}:root" if ACCOUNT_ID_RE.fullmatch(value) else value
 
 
 # ---------------------------------------------------------------------------------------------- conditions

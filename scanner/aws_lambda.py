@@ -1,6 +1,6 @@
 """AWS Lambda handlers of the scheduled scan (deploy/scheduled-scan.yaml): shard workers, then merge and notify.
 
-Both run the audit-bedrock CLI in-process. A shard worker runs `--org --shard K/N` and writes its
+Both call the core API (audit_bedrock.api) in-process. A shard worker runs `--org --shard K/N` and writes its
 findings.json under runs/RUN/shards/ in the report bucket; the merge runs `--merge` over the shard files
 with `--baseline` the previous run (latest/findings.json) and `--history` the bucket's own runs/ (the trend in the
 HTML), writes JSON, HTML, SARIF, OCSF and ASFF under runs/RUN/report/, copies them to latest/, optionally imports
@@ -15,9 +15,12 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from audit_bedrock import api
+from audit_bedrock.errors import UsageError
 
 log = logging.getLogger("audit_bedrock")
 
@@ -30,12 +33,11 @@ ENV_SECURITY_HUB_IMPORT = "AUDIT_BEDROCK_SECURITY_HUB_IMPORT"  # "true": import 
 ENV_SECURITY_HUB_ROLE = "AUDIT_BEDROCK_SECURITY_HUB_ROLE_NAME"  # the import role in each member account
 SHARD_ENV = (ENV_BUCKET, ENV_ROLE_NAME, ENV_EXTERNAL_ID, ENV_REGIONS)  # what each function is configured with
 MERGE_ENV = (ENV_BUCKET, ENV_TOPIC_ARN, ENV_SECURITY_HUB_IMPORT, ENV_SECURITY_HUB_ROLE, ENV_EXTERNAL_ID)
-REPORT_FORMATS = "json,html,sarif,ocsf,asff"
+REPORT_FORMATS = ("json", "html", "sarif", "ocsf", "asff")
 REPORT_FILES = ("findings.json", "report.html", "findings.sarif", "findings.ocsf.json", "findings.asff.json")
 NOTIFY_SEVERITIES = ("critical", "high")
 MIN_BOTOCORE = (1, 42, 2)  # the audio data-type flag; an older botocore drops it silently
 MAX_LISTED = 50  # findings listed in one notification
-EXIT_USAGE = 2
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 
 
@@ -100,39 +102,32 @@ def _positive(event: dict[str, Any], key: str) -> int:
     return int(value)
 
 
-def scan_options() -> list[str]:
-    """Flags from the function's environment: the audit role, its ExternalId, the regions."""
-    argv: list[str] = []
-    for env, flag in ((ENV_ROLE_NAME, "--role-name"), (ENV_EXTERNAL_ID, "--external-id"), (ENV_REGIONS, "--regions")):
-        value = os.environ.get(env, "").strip()
-        if value:
-            argv += [flag, value]
-    return argv
+def scan_options() -> api.RunOptions:
+    """Options from the function's environment: the audit role, its ExternalId, the regions; --fail-on none."""
+    def env(name: str) -> str | None:
+        return os.environ.get(name, "").strip() or None
+
+    regions = env(ENV_REGIONS)
+    return api.RunOptions(scope=api.ScopeOptions(regions=api.parse_regions(regions) if regions else None),
+                          scan=api.ScanOptions(role_name=env(ENV_ROLE_NAME), external_id=env(ENV_EXTERNAL_ID),
+                                               fail_on="none"))
 
 
-def import_options() -> list[str]:
-    """--security-hub-import and its role when the stack asks for it (SecurityHubImport "true")."""
-    if os.environ.get(ENV_SECURITY_HUB_IMPORT, "").strip().lower() != "true":
-        return []
-    argv = ["--security-hub-import"]
-    role = os.environ.get(ENV_SECURITY_HUB_ROLE, "").strip()
-    if role:
-        argv += ["--security-hub-role-name", role]
-    external_id = os.environ.get(ENV_EXTERNAL_ID, "").strip()
-    if external_id:
-        argv += ["--external-id", external_id]
-    return argv
+def security_hub_import() -> tuple[bool, str | None, str | None]:
+    """(import?, import role name, ExternalId) from the stack's SecurityHubImport settings."""
+    def env(name: str) -> str | None:
+        return os.environ.get(name, "").strip() or None
+
+    return (env(ENV_SECURITY_HUB_IMPORT) or "").lower() == "true", env(ENV_SECURITY_HUB_ROLE), env(ENV_EXTERNAL_ID)
 
 
-def run_cli(argv: list[str]) -> int:
-    """Run audit-bedrock in this process; exit 2 (nothing scanned) becomes a HandlerError."""
-    from audit_bedrock.cli import main
-
-    log.info("audit-bedrock %s", " ".join(argv))
-    code = main(argv)
-    if code == EXIT_USAGE:
-        raise HandlerError(f"audit-bedrock exited 2 (usage or config error) for: {' '.join(argv)}")
-    return code
+def run_api(options: api.RunOptions) -> int:
+    """Run audit-bedrock in this process; a usage or config error (nothing scanned) becomes a HandlerError."""
+    log.info("audit-bedrock %s", options)
+    try:
+        return api.run(options)
+    except UsageError as exc:
+        raise HandlerError(f"audit-bedrock usage or config error: {exc}") from None
 
 
 def shard_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -144,8 +139,9 @@ def shard_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         raise HandlerError(f"shard {shard} is beyond shard_count {count}")
     lay = layout_from_env()
     out = lay.shard_dir(run_id, shard, count)
-    code = run_cli(["--org", "--shard", f"{shard}/{count}", *scan_options(), "--format", "json",
-                    "--fail-on", "none", "--output-dir", lay.url(out)])
+    base = scan_options()
+    code = run_api(replace(base, scope=replace(base.scope, org=True, shard=(shard, count)),
+                           output=api.OutputOptions(formats=("json",), output_dir=lay.url(out))))
     return {"run_id": run_id, "shard": shard, "shard_count": count, "key": f"{out}/findings.json",
             "exit_code": code}
 
@@ -228,11 +224,13 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             s3.download_file(lay.bucket, key, str(path))
             files.append(str(path))
         baseline = _baseline(s3, lay, folder)
-        argv = ["--format", REPORT_FORMATS, "--fail-on", "none", "--output-dir", lay.url(report),
-                "--history", lay.url(lay.history_root()), *import_options()]
-        if baseline is not None:
-            argv += ["--baseline", str(baseline)]
-        code = run_cli([*argv, "--merge", *files])
+        importing, import_role, external_id = security_hub_import()
+        code = run_api(api.RunOptions(
+            scan=api.ScanOptions(fail_on="none", external_id=external_id), merge=tuple(files),
+            output=api.OutputOptions(formats=REPORT_FORMATS, output_dir=lay.url(report),
+                                     baseline=str(baseline) if baseline is not None else None,
+                                     history=lay.url(lay.history_root()), security_hub_import=importing,
+                                     security_hub_role_name=import_role)))
     body = s3.get_object(Bucket=lay.bucket, Key=f"{report}/findings.json")["Body"].read()
     doc = json.loads(body)
     for name in REPORT_FILES:  # this run becomes the next run's baseline
@@ -242,7 +240,7 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     topic = os.environ.get(ENV_TOPIC_ARN, "")
     notified = False
     if new and topic:
-        subject, message = notification(run_id, new, lay, report, baseline is None, code == 3)
+        subject, message = notification(run_id, new, lay, report, baseline is None, code == api.EXIT_INCOMPLETE)
         boto3.client("sns").publish(
             TopicArn=topic, Subject=subject[:100], Message=message,
             MessageAttributes={"new_critical_high": {"DataType": "Number", "StringValue": str(len(new))}})

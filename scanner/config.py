@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from audit_bedrock.constants import ACCOUNT_ID_RE, DATA_TYPES, FAIL_ON_LEVELS, RULE_ID_RE, SEVERITIES
 from audit_bedrock.errors import UsageError
-
-DATA_TYPES: tuple[str, ...] = ("text", "image", "embedding", "video", "audio")
-FAIL_ON_LEVELS: tuple[str, ...] = ("critical", "high", "medium", "low", "none")
-SEVERITY_NAMES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
-ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
-RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*-\d{3}$")
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """A safe loader (libyaml when available: the pure-Python parser costs over a second per run on the
-    default rule pack) that keeps an impossible date such as 2024-13-45 as text, so that the key's own
-    check reports it with its name and line instead of the parser failing with a bare ValueError."""
-
-
-def _lenient_timestamp(loader: Any, node: yaml.ScalarNode) -> Any:
-    try:
-        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
-    except ValueError:
-        return loader.construct_scalar(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _lenient_timestamp)
-_YAML_LOADER: Any = _Loader
+from audit_bedrock.yamlcheck import Checker, did_you_mean, read_yaml
 
 
 @dataclass(frozen=True)
@@ -111,105 +86,20 @@ SUPPRESSION_KEYS: tuple[str, ...] = ("rule", "account", "region", "reason", "exp
 APPROVED_KEYS: tuple[str, ...] = ("buckets", "log_groups", "accounts")
 
 
-def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    """A ' (did you mean X?)' suffix when a close match exists."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def key_lines(text: str) -> dict[str, int]:
-    """Map each key path ('a', 'a.b', 'suppressions[0].rule') to its 1-based line."""
-    lines: dict[str, int] = {}
-    try:
-        root = yaml.compose(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: yaml.Node | None, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                name = f"{prefix}.{k.value}" if prefix else str(k.value)
-                lines[name] = k.start_mark.line + 1
-                walk(v, name)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                name = f"{prefix}[{i}]"
-                lines[name] = v.start_mark.line + 1
-                walk(v, name)
-
-    walk(root, "")
-    return lines
-
-
-def read_yaml(path: Path, what: str) -> tuple[Any, str]:
-    """Read and parse a YAML file, turning every failure into a UsageError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{what} file not found", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {what} file: {exc}", source=str(path)) from None
-    try:
-        return yaml.load(text, Loader=_YAML_LOADER), text
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError(f"{where}invalid YAML: {problem}", source=str(path)) from None
-
-
-class _Checker:
-    """Type and value checks that name the file, the key and its line."""
-
-    def __init__(self, source: str, lines: dict[str, int]) -> None:
-        self.source = source
-        self.lines = lines
-
-    def fail(self, key: str, problem: str) -> UsageError:
-        line = self.lines.get(key)
-        where = f"line {line}: " if line else ""
-        return UsageError(f"{where}'{key}': {problem}", source=self.source)
-
-    def unknown(self, data: dict[str, Any], known: tuple[str, ...], prefix: str) -> None:
-        for key in data:
-            if key not in known:
-                name = f"{prefix}.{key}" if prefix else str(key)
-                raise self.fail(name, f"unknown key{did_you_mean(str(key), known)}")
-
-    def string(self, key: str, value: Any, *, allow_none: bool = False) -> str | None:
-        if value is None and allow_none:
-            return None
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string, got {type(value).__name__}")
-        return value
-
-    def integer(self, key: str, value: Any, lo: int, hi: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected an integer, got {type(value).__name__}")
-        if not lo <= value <= hi:
-            raise self.fail(key, f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    def str_list(self, key: str, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list of strings, got {type(value).__name__}")
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item:
-                raise self.fail(f"{key}[{i}]", f"expected a non-empty string, got {type(item).__name__}")
-        return tuple(value)
+class _Checker(Checker):
+    """The config's own checks on top of the shared ones."""
 
     def account_list(self, key: str, value: Any) -> tuple[str, ...]:
         items = self.str_list(key, [str(v) if isinstance(v, int) else v for v in value]
                               if isinstance(value, list) else value)
         for i, item in enumerate(items):
-            if not ACCOUNT_ID_RE.match(item):
-                raise self.fail(f"{key}[{i}]", f"'{item}' is not a 12-digit AWS account id")
+            self.pattern(f"{key}[{i}]", item, ACCOUNT_ID_RE, "a 12-digit AWS account id")
         return items
 
 
 def parse_config(data: Any, source: str, text: str = "", known_regions: tuple[str, ...] = ()) -> Config:
     """Validate a parsed YAML document and build a Config."""
-    chk = _Checker(source, key_lines(text))
+    chk = _Checker(source, text)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -244,9 +134,7 @@ def parse_config(data: Any, source: str, text: str = "", known_regions: tuple[st
         kw["max_workers"] = chk.integer("max_workers", data["max_workers"], 1, 256)
     if "fail_on" in data:
         fail_on = chk.string("fail_on", data["fail_on"])
-        if fail_on not in FAIL_ON_LEVELS:
-            raise chk.fail("fail_on", f"must be one of {', '.join(FAIL_ON_LEVELS)}, got '{fail_on}'")
-        kw["fail_on"] = fail_on
+        kw["fail_on"] = chk.choice("fail_on", fail_on, FAIL_ON_LEVELS)
     if "approved_destinations" in data:
         ad = data["approved_destinations"] or {}
         if not isinstance(ad, dict):
@@ -264,15 +152,12 @@ def parse_config(data: Any, source: str, text: str = "", known_regions: tuple[st
         for rule, sev in so.items():
             if not isinstance(rule, str) or not RULE_ID_RE.match(rule):
                 raise chk.fail("severity_overrides", f"'{rule}' is not a rule id like BIL-005")
-            if sev not in SEVERITY_NAMES:
-                raise chk.fail(f"severity_overrides.{rule}",
-                               f"must be one of {', '.join(SEVERITY_NAMES)}, got '{sev}'")
+            chk.choice(f"severity_overrides.{rule}", sev, SEVERITIES)
         kw["severity_overrides"] = tuple(sorted(so.items()))
     if "disabled_rules" in data:
         rules = chk.str_list("disabled_rules", data["disabled_rules"])
         for i, r in enumerate(rules):
-            if not RULE_ID_RE.match(r):
-                raise chk.fail(f"disabled_rules[{i}]", f"'{r}' is not a rule id like BIL-005")
+            chk.pattern(f"disabled_rules[{i}]", r, RULE_ID_RE, "a rule id like BIL-005")
         kw["disabled_rules"] = rules
     if "rule_paths" in data:
         base = Path(source).parent if source else Path(".")
@@ -296,13 +181,13 @@ def _suppressions(chk: _Checker, value: Any, known_regions: tuple[str, ...]) -> 
                 raise chk.fail(key, f"missing required key '{required}'")
         rule = chk.string(f"{key}.rule", item["rule"])
         assert rule is not None
-        if rule != "*" and not RULE_ID_RE.match(rule):
-            raise chk.fail(f"{key}.rule", f"'{rule}' is not a rule id like BIL-005")
+        if rule != "*":
+            chk.pattern(f"{key}.rule", rule, RULE_ID_RE, "a rule id like BIL-005")
         account = str(item["account"]) if isinstance(item["account"], int) else item["account"]
         account = chk.string(f"{key}.account", account)
         assert account is not None
-        if account != "*" and not ACCOUNT_ID_RE.match(account):
-            raise chk.fail(f"{key}.account", f"'{account}' is not a 12-digit AWS account id")
+        if account != "*":
+            chk.pattern(f"{key}.account", account, ACCOUNT_ID_RE, "a 12-digit AWS account id")
         region = chk.string(f"{key}.region", item.get("region"), allow_none=True)
         if region not in (None, "*") and known_regions and region not in known_regions:
             raise chk.fail(f"{key}.region",

@@ -1,5 +1,10 @@
 """Derived facts: the policy analyzer's answers about the delivery path, written beside the facts they come from.
 
+The derivation stage runs after collection and before the rules: derive() maps a raw account document to a new,
+derived one and never changes its input, so saved raw facts can be re-derived by a newer analyzer
+(--from-facts). Running it on its own output gives the same document: derived keys are overwritten, never
+accumulated. The helpers below fill in the copy derive() made.
+
 Every derived value is True/False, None (not applicable), or a gap: when an input could not be read (or a
 policy could not be parsed) the gap is propagated in the derived value's place, so the rules that need it
 yield SCAN-003 instead of passing.
@@ -7,6 +12,7 @@ yield SCAN-003 instead of passing.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -336,8 +342,9 @@ def derive_unreferenced(iam: dict[str, Any], account_id: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- entry point
 
-def derive(account: dict[str, Any]) -> None:
-    """Add every derived fact to an account document (in place)."""
+def derive(raw: dict[str, Any]) -> dict[str, Any]:
+    """A new account document: `raw` (left untouched) with every derived fact added or recomputed."""
+    account = copy.deepcopy(raw)
     iam = account.get("iam")
     if isinstance(iam, dict) and not is_gap(iam):
         derive_unreferenced(iam, account["account_id"])
@@ -349,8 +356,15 @@ def derive(account: dict[str, Any]) -> None:
         buckets, keys = rdoc.get("buckets"), rdoc.get("kms_keys")
         for bucket in buckets if isinstance(buckets, list) else []:
             derive_bucket(bucket, acct, region)
-        for key in keys if isinstance(keys, list) else []:
-            derive_key(key, acct, region)
         if isinstance(keys, list):
+            keys[:] = [k for k in keys if not is_placeholder(k)]  # a derived document's own placeholders
+            for key in keys:
+                derive_key(key, acct, region)
             keys.extend(unknown_keys(rdoc))
         rdoc["destinations"] = destinations(rdoc)
+    return account
+
+
+def is_placeholder(key: Any) -> bool:
+    """A key record unknown_keys() added, not one the key collector read."""
+    return isinstance(key, dict) and key.get("unknown") is True

@@ -11,9 +11,9 @@ from typing import Any
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from audit_bedrock.aws.errors import error_code, error_message
 from audit_bedrock.errors import UsageError
 from audit_bedrock.model import Account
-from audit_bedrock.session import error_code, error_message
 
 log = logging.getLogger("audit_bedrock")
 

@@ -14,9 +14,11 @@ import jmespath.exceptions
 import jmespath.functions
 from jmespath.parser import ParsedResult
 
-from audit_bedrock.config import SEVERITY_NAMES, did_you_mean, key_lines, read_yaml
+from audit_bedrock.constants import RULE_ID_RE, SEVERITIES
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import is_gap
+from audit_bedrock.rulepaths import unknown_fact
+from audit_bedrock.yamlcheck import Checker, read_yaml
 
 GAP_RULE_ID = "SCAN-003"
 SCOPES = ("region", "account")
@@ -110,24 +112,14 @@ class RawResult:
     discriminator: str = ""
 
 
-class _RuleChecker:
+class _RuleChecker(Checker):
+    """The shared YAML checks, with each problem naming the rule, plus JMESPath compilation."""
+
     def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.lines = key_lines(text)
-        self.rule_id = "?"
+        super().__init__(source, text, context="rule ?: ")
 
-    def fail(self, key: str, problem: str) -> UsageError:
-        line = self.lines.get(key)
-        where = f"line {line}: " if line else ""
-        return UsageError(f"{where}rule {self.rule_id}: '{key}': {problem}", source=self.source)
-
-    def text(self, data: dict[str, Any], key: str, required: bool = True) -> str:
-        value = data.get(key)
-        if value is None and not required:
-            return ""
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, "expected a non-empty string")
-        return value.strip()
+    def named(self, rule_id: str) -> None:
+        self.context = f"rule {rule_id}: "
 
     def compile(self, key: str, expr: Any) -> ParsedResult:
         if not isinstance(expr, str) or not expr.strip():
@@ -151,25 +143,16 @@ def parse_rule(data: Any, source: str, text: str = "") -> Rule:
     if not isinstance(data, dict):
         raise UsageError("a rule file must hold one mapping (a rule)", source=source)
     if isinstance(data.get("id"), str):
-        chk.rule_id = data["id"]
-    for key in data:
-        if key not in RULE_KEYS:
-            raise chk.fail(str(key), f"unknown key{did_you_mean(str(key), RULE_KEYS)}")
+        chk.named(data["id"])
+    chk.unknown(data, RULE_KEYS)
     for key in REQUIRED_KEYS:
         if key not in data:
             raise chk.fail(key, "missing required key")
     rule_id = chk.text(data, "id")
-    if not re.match(r"^[A-Z][A-Z0-9]*-\d{3}$", rule_id):
-        raise chk.fail("id", f"'{rule_id}' is not a rule id like BIL-005")
-    severity = chk.text(data, "severity")
-    if severity not in SEVERITY_NAMES:
-        raise chk.fail("severity", f"must be one of {', '.join(SEVERITY_NAMES)}")
-    scope = chk.text(data, "scope")
-    if scope not in SCOPES:
-        raise chk.fail("scope", f"must be one of {', '.join(SCOPES)}")
-    category = data.get("category", "posture")
-    if category not in CATEGORIES:
-        raise chk.fail("category", f"must be one of {', '.join(CATEGORIES)}")
+    chk.pattern("id", rule_id, RULE_ID_RE, "a rule id like BIL-005")
+    severity = chk.choice("severity", chk.text(data, "severity"), SEVERITIES, show=False)
+    scope = chk.choice("scope", chk.text(data, "scope"), SCOPES, show=False)
+    category = chk.choice("category", data.get("category", "posture"), CATEGORIES, show=False)
     refs = data.get("references")
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
         raise chk.fail("references", "expected a non-empty list of URLs")
@@ -184,8 +167,7 @@ def parse_rule(data: Any, source: str, text: str = "") -> Rule:
     for i, item in enumerate(sev_when_raw):
         if not isinstance(item, dict) or set(item) != {"if", "severity"}:
             raise chk.fail(f"severity_when[{i}]", "expected exactly the keys 'if' and 'severity'")
-        if item["severity"] not in SEVERITY_NAMES:
-            raise chk.fail(f"severity_when[{i}].severity", f"must be one of {', '.join(SEVERITY_NAMES)}")
+        chk.choice(f"severity_when[{i}].severity", item["severity"], SEVERITIES, show=False)
         sev_when.append((chk.compile(f"severity_when[{i}].if", item["if"]), str(item["severity"])))
     message = chk.text(data, "message")
     variables = chk.expr_map(data, "vars")
@@ -207,7 +189,7 @@ def parse_rule(data: Any, source: str, text: str = "") -> Rule:
             extra = set(ex) - {"name", "facts", "params", "count", "severity"}
             if extra:
                 raise chk.fail(f"examples.{kind}[{i}]", f"unknown key(s) {sorted(extra)}")
-    return Rule(
+    rule = Rule(
         id=rule_id, title=chk.text(data, "title"), severity=severity, scope=scope, category=category,
         condition=chk.compile("condition", data["condition"]),
         resource=chk.compile("resource", data["resource"]),
@@ -218,6 +200,15 @@ def parse_rule(data: Any, source: str, text: str = "") -> Rule:
         requires=requires, severity_when=tuple(sev_when), vars=variables,
         properties=chk.expr_map(data, "properties"), examples=examples,
     )
+    exprs = [("condition", rule.condition), ("resource", rule.resource),
+             *((f"requires[{i}]", e) for i, (_, e) in enumerate(rule.requires)),
+             *((f"severity_when[{i}].if", e) for i, (e, _) in enumerate(rule.severity_when)),
+             *((f"vars.{n}", e) for n, e in rule.vars), *((f"properties.{n}", e) for n, e in rule.properties)]
+    problem = unknown_fact(rule.scope, rule.for_each.parsed if rule.for_each else None,
+                           [(k, e.parsed) for k, e in exprs])
+    if problem:
+        raise chk.fail(*problem)
+    return rule
 
 
 def default_rules_dir() -> Path:

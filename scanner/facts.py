@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from audit_bedrock.constants import ACCOUNT_ID_RE as _ACCOUNT_ID
 from audit_bedrock.errors import UsageError
 
 FACTS_FORMAT = "audit-bedrock-facts"
-FACTS_VERSION = 1
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
+# Version 2 holds the raw facts the collectors read; --from-facts derives them again. Version 1 (written before the
+# derivation stage) also holds derived values: it loads the same way, derive() overwrites what it derives.
+FACTS_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def gap(action: str, code: str, message: str = "") -> dict[str, Any]:
@@ -25,7 +27,7 @@ def is_gap(value: Any) -> bool:
 
 
 def dump_facts(path: Path, meta: dict[str, Any], accounts: list[dict[str, Any]]) -> bytes:
-    """Serialize a facts document (one entry per account, each with its region documents)."""
+    """Serialize a facts document of raw (underived) account documents, each with its region documents."""
     # Accounts arrive in the order their scans finish; sorted, the same estate gives the same bytes.
     ordered = sorted(accounts, key=lambda a: str(a.get("account_id", "")))
     doc = {"format": FACTS_FORMAT, "version": FACTS_VERSION, "scan": meta, "accounts": ordered}
@@ -46,7 +48,7 @@ def load_facts(path: str) -> dict[str, Any]:
         raise UsageError(f"corrupt facts file (line {exc.lineno}): {exc.msg}", source=path) from None
     if not isinstance(doc, dict) or doc.get("format") != FACTS_FORMAT:
         raise UsageError(f"not an audit-bedrock facts file (expected format '{FACTS_FORMAT}')", source=path)
-    if doc.get("version") != FACTS_VERSION:
+    if isinstance(doc.get("version"), bool) or doc.get("version") not in READABLE_VERSIONS:
         raise UsageError(f"unsupported facts version {doc.get('version')!r}", source=path)
     accounts = doc.get("accounts")
     if not isinstance(accounts, list) or not isinstance(doc.get("scan"), dict):

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock.config import Config
+from audit_bedrock.constants import SEVERITY_RANK
 from audit_bedrock.engine import RawResult
 from audit_bedrock.errors import UsageError
-from audit_bedrock.model import SEVERITY_RANK, Finding
+from audit_bedrock.model import Finding
 
 
 def fingerprint(rule_id: str, account_id: str, region: str | None, resource: str, discriminator: str = "") -> str:

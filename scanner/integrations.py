@@ -5,6 +5,7 @@ the scanned scope (SARIF category) and the optional Security Hub import. The CLI
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("audit_bedrock")
 
 DEFAULT_IMPORT_ROLE = "AuditBedrockSecurityHubImport"  # deploy/audit-role.yaml creates it when asked
+
+
+def home_region() -> str:
+    """Where account-wide findings are imported into Security Hub: the caller's configured region."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def wants_fix_plan(formats: Sequence[str]) -> bool:
@@ -104,3 +110,28 @@ def import_findings(result: ScanResult, ctx: RenderContext, target: ImportTarget
     log.info("Security Hub: %d finding(s) imported in %d call(s), %d failed", report.imported, report.calls,
              len(report.failed))
     return report
+
+
+def import_with_sessions(result: ScanResult, ctx: RenderContext, external_id: str | None, role_name: str | None,
+                         profile: str | None, endpoint_url: str | None) -> ImportReport:
+    """--security-hub-import with the scanner's own sessions: the caller's credentials, AssumeRole elsewhere."""
+    from audit_bedrock.aws.clients import Sessions
+
+    sessions = Sessions(profile=profile, endpoint_url=endpoint_url, max_pool=4)
+    caller = sessions.caller_credentials()
+    target = ImportTarget(result.meta.caller_account, role_name or DEFAULT_IMPORT_ROLE, external_id)
+    entered: dict[str, Any] = {}
+
+    def make_client(account: str, region: str, role: str | None) -> Any:
+        if role is None:
+            creds = caller
+        else:
+            if account not in entered:
+                entered[account] = sessions.assume(account, role, target.external_id, target.caller_account)
+            creds = entered[account]
+        return sessions.client("securityhub", region, creds, account)
+
+    try:
+        return import_findings(result, ctx, target, make_client)
+    finally:
+        sessions.close()

@@ -70,8 +70,8 @@ class S3Writer:
         """Put `data` at s3://bucket/key; a failure raises UsageError naming the URL and the AWS error."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from audit_bedrock.aws.errors import error_message
         from audit_bedrock.errors import UsageError
-        from audit_bedrock.session import error_message
 
         bucket, key = split_s3(url)
         if not key or key.endswith("/"):

@@ -1,4 +1,8 @@
-"""The scan pipeline: discovery -> sessions -> collectors -> facts -> rules -> findings, accounts in parallel."""
+"""The scan pipeline: discovery -> sessions -> collectors -> raw facts -> derive -> rules -> findings.
+
+Accounts are collected in parallel (Scanner); each finished raw account document is then derived and judged
+in the calling thread (Accumulator.add), which is also how saved facts are replayed.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from audit_bedrock import collectors
+from audit_bedrock.aws.clients import Sessions
+from audit_bedrock.aws.errors import error_message
 from audit_bedrock.collectors.base import AccountContext, Failure, RegionContext
+from audit_bedrock.constants import DATA_TYPES
+from audit_bedrock.derive import derive
 from audit_bedrock.discovery import NOT_ENABLED_CODES, Estate, bedrock_regions, enabled_regions
 from audit_bedrock.engine import Evaluator
 from audit_bedrock.facts import gap
 from audit_bedrock.findings import FindingBuilder
 from audit_bedrock.model import Account, AccountOutcome, Coverage, Finding
-from audit_bedrock.session import Sessions, error_message
 
 log = logging.getLogger("audit_bedrock")
 
@@ -44,7 +51,8 @@ class ScanPlan:
 
 @dataclass
 class Accumulator:
-    """Reduces finished account documents to outcomes, coverage and findings as they arrive."""
+    """Derives finished raw account documents and reduces them to outcomes, coverage and findings as they
+    arrive; with keep_facts it keeps the raw documents (what --save-facts writes)."""
 
     evaluator: Evaluator
     builder: FindingBuilder
@@ -58,7 +66,9 @@ class Accumulator:
     # Called with each account's facts and its findings as they arrive (the fix planner); the facts are not kept.
     on_account: Callable[[dict[str, Any], list[Finding]], None] | None = None
 
-    def add(self, doc: dict[str, Any]) -> None:
+    def add(self, raw: dict[str, Any]) -> None:
+        """Derive one raw account document, then record its outcome, coverage and findings."""
+        doc = derived(raw)
         status = doc.get("status", "error")
         self.outcomes.append(AccountOutcome(doc["account_id"], doc.get("account_name", ""),
                                             doc.get("ou_path", ""), status, doc.get("reason", "")))
@@ -73,16 +83,25 @@ class Accumulator:
                 self.incomplete = True
         name = doc.get("account_name", "")
         mine = []
-        for raw in self.evaluator.evaluate_account(doc):
-            f = self.builder.build(raw, name)
-            if raw.rule.category == "coverage":
+        for judged in self.evaluator.evaluate_account(doc):
+            f = self.builder.build(judged, name)
+            if judged.rule.category == "coverage":
                 self.incomplete = True
             mine.append(f)
         self.findings.extend(mine)
         if self.on_account is not None:
             self.on_account(doc, mine)
         if self.keep_facts:
-            self.facts.append(doc)
+            self.facts.append(raw)
+
+
+def derived(raw: dict[str, Any]) -> dict[str, Any]:
+    """The derivation stage: derive(raw), or raw marked as an error when the analysis itself fails."""
+    try:
+        return derive(raw)
+    except Exception as exc:  # contained like a collector's: one account is lost, not the scan
+        log.exception("%s: deriving facts failed unexpectedly", raw.get("account_id"))
+        return {**raw, "status": "error", "reason": f"internal error: {type(exc).__name__}: {exc}"[:400]}
 
 
 def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
@@ -105,7 +124,7 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     )
 
 
-_DATA_ORDER = {t: i for i, t in enumerate(("text", "image", "embedding", "video", "audio"))}
+_DATA_ORDER = {t: i for i, t in enumerate(DATA_TYPES)}
 
 
 def skipped_doc(acct: Account, reason: str) -> dict[str, Any]:
@@ -157,8 +176,6 @@ class Scanner:
                 except Exception as exc:  # contained like a region collector's: a gap, not a lost account
                     log.exception("%s: collector %s failed unexpectedly", where, c.name)
                     doc[c.name] = gap(",".join(c.actions), "InternalError", f"{type(exc).__name__}: {exc}")
-            for derive in collectors.DERIVERS:
-                derive(doc)
         except Exception as exc:
             log.exception("%s: unexpected error while scanning", where)
             doc.update(status="error", reason=f"internal error: {type(exc).__name__}: {exc}"[:400])

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from audit_bedrock.standin import estate, server
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -35,55 +36,18 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(k, v)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=2).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.fixture
 def moto_server() -> Iterator[str]:
     """An in-process moto server on a free 127.0.0.1 port, stopped when the test ends."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with server.threaded() as url:
+        yield url
 
 
 @contextlib.contextmanager
 def moto_process() -> Iterator[str]:
     """A moto server in its own process on a free 127.0.0.1 port, stopped on exit."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=cli_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(url)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with server.process(env=cli_env(None)) as moto:
+        yield moto.url
 
 
 @pytest.fixture
@@ -95,9 +59,7 @@ def moto_subprocess() -> Iterator[str]:
 
 def seed_demo(endpoint: str) -> dict[str, str]:
     """Seed the demo organization into the server at `endpoint`; account name -> id."""
-    from audit_bedrock.demo import seed
-
-    return seed(endpoint)
+    return estate.seed_demo(endpoint)
 
 
 def cli_env(endpoint: str | None, **extra: str) -> dict[str, str]:
@@ -127,3 +89,20 @@ def validate_findings(doc: dict[str, Any]) -> None:
     from audit_bedrock.reports.json_report import schema
 
     jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+
+
+def validate_facts(doc: dict[str, Any]) -> None:
+    """Validate a facts document against the shipped facts schema (scanner/facts.schema.json).
+
+    `doc` is a whole --save-facts file (it has "format"), an account document (it has no "region") or a
+    region document. Derived facts are optional, so raw and derived documents both validate.
+    """
+    import jsonschema
+
+    from audit_bedrock.vocabulary import schema
+
+    full = schema()
+    kind = "file" if "format" in doc else "region" if "region" in doc else "account"
+    target = full if kind == "file" else {"$schema": full["$schema"], "$defs": full["$defs"],
+                                          "$ref": f"#/$defs/{kind}"}
+    jsonschema.validate(doc, target, cls=jsonschema.Draft202012Validator)

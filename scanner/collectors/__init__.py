@@ -1,9 +1,15 @@
-"""The collector registry: which collectors run, in order, and the IAM actions they declare."""
+"""scanner/collectors/ installs as audit_bedrock.collectors: the collector registry and the collectors.
+
+Which collectors run, in order, and the IAM actions they declare. The declarations are the scanner's whole
+contract with AWS: they feed the generated audit-role policy (audit_bedrock.policy), the on-the-wire read-only
+proof (tests), and the trimmed client models (audit_bedrock.aws.tuning): for a service in
+tuning.TRIMMED_SERVICES (EC2), an operation a collector does not declare does not exist on the trimmed client.
+A collector that starts calling a new operation declares its action in its `actions` first.
+
+Collectors only read: the derived facts (policy analysis) are a later stage, audit_bedrock.derive.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 from audit_bedrock.collectors.base import AccountCollector, RegionCollector
 from audit_bedrock.collectors.iam import IamCollector
@@ -12,7 +18,6 @@ from audit_bedrock.collectors.logging_config import LoggingConfigCollector
 from audit_bedrock.collectors.logs import LogGroupCollector
 from audit_bedrock.collectors.metrics import UsageCollector
 from audit_bedrock.collectors.s3 import BucketCollector
-from audit_bedrock.derive import derive
 
 # The Bedrock logging configuration comes first: when it cannot be read the region is an error.
 PRIMARY = LoggingConfigCollector()
@@ -21,15 +26,17 @@ REGION_COLLECTORS: tuple[RegionCollector, ...] = (LogGroupCollector(), BucketCol
                                                   UsageCollector())
 # IAM is global: read once per account, after every region named its delivery role.
 ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = (IamCollector(),)
-# Derivers run last on the whole account document and add derived facts (policy analysis).
-DERIVERS: tuple[Callable[[dict[str, Any]], None], ...] = (derive,)
 
 # Discovery's own reads, in the member account.
 DISCOVERY_ACTIONS: tuple[str, ...] = ("ec2:DescribeRegions",)
 
 
 def required_actions() -> list[str]:
-    """Every IAM action the scanner calls inside a member account, sorted."""
+    """Every IAM action the scanner calls inside a member account, sorted.
+
+    The scan passes these to Sessions(declared_actions=...): an operation a collector does not declare does not
+    exist on the trimmed EC2 client (tuning.TRIMMED_SERVICES), so calling one raises AttributeError.
+    """
     actions = set(DISCOVERY_ACTIONS) | set(PRIMARY.actions)
     for rc in REGION_COLLECTORS:
         actions.update(rc.actions)

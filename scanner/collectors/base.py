@@ -10,16 +10,10 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from audit_bedrock.aws.errors import error_code, error_message
 from audit_bedrock.facts import gap
-from audit_bedrock.session import error_code, error_message
 
 log = logging.getLogger("audit_bedrock")
-
-# Error codes that mean "you may not read this": they become gaps, never passes.
-DENIED_CODES = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
-    "UnauthorizedAccess", "AllAccessDisabled", "Forbidden", "403",
-})
 
 
 @dataclass

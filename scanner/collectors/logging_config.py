@@ -5,14 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from audit_bedrock.collectors.base import RegionContext, call
-
-FLAG_BY_TYPE: dict[str, str] = {
-    "text": "textDataDeliveryEnabled",
-    "image": "imageDataDeliveryEnabled",
-    "embedding": "embeddingDataDeliveryEnabled",
-    "video": "videoDataDeliveryEnabled",
-    "audio": "audioDataDeliveryEnabled",
-}
+from audit_bedrock.constants import DATA_TYPE_FLAGS
 
 
 def describe(logging_config: Any) -> dict[str, Any]:
@@ -30,7 +23,7 @@ def describe(logging_config: Any) -> dict[str, Any]:
         "enabled": enabled,
         "destinations": destinations,
         "large_data_s3": bool(large),
-        "data_types": {t: lc.get(flag) is True for t, flag in FLAG_BY_TYPE.items()},
+        "data_types": {t: lc.get(flag) is True for t, flag in DATA_TYPE_FLAGS.items()},
         "s3": {"bucket": s3.get("bucketName"), "prefix": s3.get("keyPrefix") or ""} if s3 else None,
         "cloudwatch": {
             "log_group": cw.get("logGroupName"), "role_arn": cw.get("roleArn"),

@@ -1,0 +1,469 @@
+"""The core API: run options, then scan, evaluate saved facts, merge shard results, write reports, exit code.
+
+The CLI, the demo and the Lambda handlers build a RunOptions and call run() (or the steps it is made of):
+
+    settings = load_settings(options)              # config file, option overrides, rule packs
+    baseline = read_baseline(options.output.baseline, options.scope.shard)
+    outcome = scan(options, settings)              # or evaluate_saved(path, settings) / merge_results(...)
+    report = write_reports(outcome.result, settings, options, baseline, outcome.facts)
+    code = exit_code(report.result, settings, new_only=options.output.fail_on_new)
+
+Errors a user can fix raise UsageError (the CLI prints it and exits 2). Option fields are named after the CLI
+flags, and messages name the flags.
+
+Lazy imports: this module imports only what --list-rules needs at its top. The AWS side (botocore, through
+discovery, scan and session) is imported in scan() and known_regions() only; report renderers (jinja2 for
+HTML) are imported by reports.renderer() when a format is written; the policy generator by policy_text().
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from audit_bedrock import __version__, integrations
+from audit_bedrock.config import Config, load_config, validate_regions
+from audit_bedrock.constants import (
+    DEFAULT_FORMATS,
+    DEFAULT_OUTPUT_DIR,
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SEVERITY_RANK,
+)
+from audit_bedrock.engine import Evaluator, Rule, load_rules
+from audit_bedrock.errors import UsageError
+from audit_bedrock.facts import dump_facts, load_facts
+from audit_bedrock.findings import FindingBuilder, apply_baseline, load_baseline, sort_findings
+from audit_bedrock.merge import merge
+from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
+from audit_bedrock.output import S3Writer, join, write_atomic, write_output
+from audit_bedrock.reports import FORMATS, RenderContext, outputs
+from audit_bedrock.reports.summary import render_summary
+from audit_bedrock.shard import shard_of
+from audit_bedrock.yamlcheck import did_you_mean
+
+if TYPE_CHECKING:
+    from audit_bedrock.reports.fixplan import FixPlan, FixPlanner
+
+log = logging.getLogger("audit_bedrock")
+__all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK",
+           "EXIT_USAGE", "OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
+           "Settings", "catalog_rules", "catalog_text", "check_formats", "evaluate_facts", "evaluate_saved",
+           "exit_code", "known_regions", "load_settings", "merge_results", "parse_regions", "policy_text",
+           "read_baseline", "run", "scan", "write_reports"]
+
+FailOn = Literal["critical", "high", "medium", "low", "none"]
+Regions = tuple[str, ...] | Literal["all"] | None
+
+
+def parse_regions(value: str) -> Regions:
+    """A --regions value: 'all', or a comma-separated list (validated by load_settings)."""
+    return "all" if value.strip() == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+@dataclass(frozen=True)
+class ScopeOptions:
+    """What to scan (--org, --accounts, --exclude-accounts, --ou, --regions, --shard)."""
+
+    org: bool = False
+    accounts: tuple[str, ...] = ()
+    exclude_accounts: tuple[str, ...] = ()
+    ous: tuple[str, ...] = ()
+    regions: Regions = None  # None: the config's regions; "all": every Bedrock region enabled
+    shard: tuple[int, int] | None = None  # (K, N): part K of N of the accounts
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How to scan and judge: config file, rule packs and the flags that override the config."""
+
+    config: str | None = None
+    rules_dirs: tuple[str, ...] = ()
+    role_name: str | None = None
+    external_id: str | None = None
+    fail_on: FailOn | None = None
+    max_workers: int | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What to write: report formats and place, the baseline, the facts file, the terminal output."""
+
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    output_dir: str = DEFAULT_OUTPUT_DIR  # a folder or s3://bucket/prefix
+    baseline: str | None = None
+    fail_on_new: bool = False
+    save_facts: str | None = None
+    history: str | None = None  # previous findings.json: a folder or s3://bucket/prefix (the trend, the summary)
+    security_hub_import: bool = False  # import the findings into Security Hub: the only write, off by default
+    security_hub_role_name: str | None = None  # the import role in member accounts
+    progress: bool = True  # a progress bar when stderr is a terminal
+    summary: bool = True  # the summary on stdout
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """One run: a scan, or a replay of saved facts (from_facts), or a merge of shard results (merge)."""
+
+    scope: ScopeOptions = field(default_factory=ScopeOptions)
+    scan: ScanOptions = field(default_factory=ScanOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    from_facts: str | None = None
+    merge: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        s = self.scope
+        if self.merge:
+            clash = [flag for flag, on in (("--org", s.org), ("--accounts", s.accounts), ("--ou", s.ous),
+                                           ("--shard", s.shard), ("--from-facts", self.from_facts),
+                                           ("--save-facts", self.output.save_facts)) if on]
+            if clash:
+                raise UsageError(f"--merge combines finished results; it cannot be combined with {', '.join(clash)}")
+        if s.shard and self.from_facts:
+            raise UsageError("--shard applies to a scan, not to --from-facts")
+        if self.from_facts and self.output.save_facts:
+            raise UsageError("--save-facts and --from-facts cannot be combined")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The config (options applied) and the enabled rules of a run."""
+
+    config: Config
+    rules: tuple[Rule, ...]
+
+    def categories(self) -> dict[str, str]:
+        return {r.id: r.category for r in self.rules}
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """A finished scan: the result, the raw account documents when they were kept, and the fix plan when asked."""
+
+    result: ScanResult
+    facts: tuple[dict[str, Any], ...] | None = None
+    fix_plan: FixPlan | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What write_reports did: the result as reported (baseline applied) and the files written."""
+
+    result: ScanResult
+    written: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+def known_regions() -> tuple[str, ...]:
+    """Every Bedrock region botocore knows of."""
+    from audit_bedrock.discovery import bedrock_regions  # botocore
+    return bedrock_regions()
+
+
+def load_settings(options: RunOptions) -> Settings:
+    """Config file, then options on top; then rules, validated against the config."""
+    opts = options.scan
+    known = known_regions()
+    cfg = load_config(opts.config, known)
+    if opts.role_name:
+        cfg = replace(cfg, role_name=opts.role_name)
+    if opts.external_id:
+        cfg = replace(cfg, external_id=opts.external_id)
+    regions = options.scope.regions
+    if regions == "all":
+        cfg = replace(cfg, regions=None)
+    elif regions is not None:
+        def bad(problem: str) -> UsageError:
+            return UsageError(f"--regions: {problem}")
+        cfg = replace(cfg, regions=validate_regions(tuple(regions), known, bad))
+    if opts.fail_on:
+        cfg = replace(cfg, fail_on=opts.fail_on)
+    if opts.max_workers is not None:
+        if not 1 <= opts.max_workers <= 256:
+            raise UsageError(f"--max-workers must be between 1 and 256, got {opts.max_workers}")
+        cfg = replace(cfg, max_workers=opts.max_workers)
+    rules = load_rules([*cfg.rule_paths, *opts.rules_dirs])
+    ids = {r.id for r in rules}
+    src = cfg.source or "config"
+    for rid, _ in cfg.severity_overrides:
+        if rid not in ids:
+            raise UsageError(f"'severity_overrides.{rid}': no such rule", source=src)
+    for rid in cfg.disabled_rules:
+        if rid not in ids:
+            raise UsageError(f"'disabled_rules': no such rule '{rid}'", source=src)
+    for i, s in enumerate(cfg.suppressions):
+        if s.rule != "*" and s.rule not in ids:
+            raise UsageError(f"'suppressions[{i}].rule': no such rule '{s.rule}'", source=src)
+    return Settings(cfg, tuple(r for r in rules if r.id not in cfg.disabled_rules))
+
+
+def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats, each known, duplicates dropped."""
+    for f in formats:
+        if f not in FORMATS:
+            raise UsageError(f"--format: unknown format '{f}' (available: {', '.join(FORMATS)})")
+    return tuple(dict.fromkeys(formats))
+
+
+def read_baseline(path: str | None, shard: tuple[int, int] | None = None) -> list[Finding] | None:
+    """The baseline's findings (None without one); a shard keeps those of its own accounts only."""
+    if not path:
+        return None
+    baseline = load_baseline(path)
+    if shard:  # a shard answers for its own accounts only: the others are not "fixed"
+        baseline = [f for f in baseline if shard_of(f.account_id, shard[1]) == shard[0]]
+    return baseline
+
+
+# ---------------------------------------------------------------------------------------------- catalog, policy
+
+def catalog_rules(options: ScanOptions) -> list[Rule]:
+    """Every rule of the configured packs (disabled ones too), for --list-rules and --explain."""
+    return load_rules([*load_config(options.config).rule_paths, *options.rules_dirs])
+
+
+def facts_text() -> str:
+    """The facts vocabulary (path, type, gap?, derived?, meaning), for --list-facts."""
+    from audit_bedrock.vocabulary import render_text
+
+    return render_text()
+
+
+def catalog_text(rules: list[Rule], explain: str | None = None) -> str:
+    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation."""
+    if not explain:
+        return "".join(f"{r.id:<9} {r.severity:<8} {r.scope:<8} {r.title}\n" for r in rules)
+    rule = next((r for r in rules if r.id == explain.upper()), None)
+    if rule is None:
+        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}")
+    lines = [f"{rule.id}  [{rule.severity}, {rule.scope} scope]  {rule.title}", ""]
+    if rule.rationale:
+        lines += ["Why it matters:", f"  {rule.rationale}", ""]
+    lines += ["Remediation:", f"  {rule.remediation}", "", "References:", *(f"  {ref}" for ref in rule.references)]
+    return "\n".join(lines) + "\n"
+
+
+def policy_text(kind: Literal["member", "caller"], options: ScanOptions) -> str:
+    """The IAM policy (JSON) of the member audit role, or of the caller that assumes it."""
+    from audit_bedrock import policy  # the collector registry, botocore
+
+    if kind == "caller":
+        return policy.dumps(policy.caller_policy(options.role_name or load_config(options.config).role_name))
+    return policy.dumps(policy.member_policy())
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...], started: str, finished: str,
+            api_calls: int, interrupted: bool = False, shard: tuple[int, int] | None = None) -> ScanResult:
+    coverage = list(acc.coverage)
+    for o in acc.outcomes:  # accounts that could not be entered get an error cell per region
+        if o.status == "error" and not any(c.account_id == o.id for c in coverage):
+            coverage.extend(Coverage(o.id, r, "error", reason=o.reason) for r in regions)
+    coverage.sort(key=lambda c: (c.account_id, c.region))
+    outcomes = sorted(acc.outcomes, key=lambda o: o.id)
+    meta = ScanMeta(started, finished, org_id, caller, regions, tuple(outcomes), api_calls,
+                    incomplete=acc.incomplete or interrupted, interrupted=interrupted, shard=shard)
+    return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)),
+                      notices=tuple(acc.builder.expired_notices()))
+
+
+def _protect_logs() -> None:
+    """Redact credentials in every record the root logger's handlers emit (botocore's debug logging too)."""
+    from audit_bedrock.aws.redact import SecretFilter  # botocore
+
+    for handler in logging.getLogger().handlers:  # on the handlers: records of every logger pass them
+        if not any(isinstance(f, SecretFilter) for f in handler.filters):
+            handler.addFilter(SecretFilter())
+
+
+def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
+         planner: FixPlanner | None = None) -> ScanOutcome:
+    """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from audit_bedrock import collectors
+    from audit_bedrock.aws.clients import Sessions
+    from audit_bedrock.aws.errors import error_message
+    from audit_bedrock.discovery import discover_accounts
+    from audit_bedrock.scan import Accumulator, Scanner, ScanPlan, skipped_doc, utcnow
+    from audit_bedrock.shard import select
+
+    _protect_logs()
+    scope, cfg = options.scope, settings.config
+    started = utcnow()
+    # the collectors' declared actions are the only operations of the trimmed (EC2) client models
+    sessions = Sessions(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url, max_pool=10,
+                        declared_actions=collectors.required_actions())
+    caller_creds = sessions.caller_credentials()
+    org = sessions.client("organizations", "us-east-1", caller_creds, "caller")
+    sts = sessions.client("sts", sessions.home_region, caller_creds, "caller")
+    try:
+        estate = discover_accounts(org, sts, use_org=scope.org, accounts=list(scope.accounts),
+                                   exclude=list(scope.exclude_accounts), ous=list(scope.ous))
+    except (ClientError, BotoCoreError) as exc:
+        raise UsageError(f"cannot identify the caller: {error_message(exc)}") from None
+    if scope.shard:
+        total = len(estate.accounts) + len(estate.skipped)
+        estate = select(estate, *scope.shard)
+        log.info("shard %d/%d: %d of %d account(s)", *scope.shard, len(estate.accounts) + len(estate.skipped), total)
+    log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
+    plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
+                    settings={"usage_lookback_days": cfg.usage_lookback_days})
+    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
+                      on_account=integrations.account_hook(planner))
+    for acct, reason in estate.skipped:
+        acc.add(skipped_doc(acct, reason))
+    scanner = Scanner(sessions, plan)
+    bar = _progress(len(estate.accounts), not options.output.progress)
+    try:
+        complete = scanner.run(estate.accounts, acc.add, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+        sessions.close()  # clients, service models and client classes: the reports need the memory
+    regions = cfg.regions or tuple(sorted(acc.regions_seen))
+    result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
+                     sessions.calls.calls, interrupted=not complete, shard=scope.shard)
+    if sessions.calls.duplicates:
+        log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
+    facts = tuple(acc.facts) if keep_facts else None
+    del scanner, sessions, acc
+    gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
+    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
+
+
+def _progress(total: int, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty() or total < 2:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="account", file=sys.stderr, leave=False)
+
+
+def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
+    """Derive and judge the accounts of a facts document (as load_facts returns it); no AWS calls."""
+    from audit_bedrock.scan import Accumulator  # the derivation and judging stages, shared with the scan
+
+    acc = Accumulator(Evaluator(list(settings.rules), settings.config.rule_params()),
+                      FindingBuilder(settings.config), on_account=integrations.account_hook(planner))
+    for account in doc["accounts"]:
+        acc.add(account)
+    meta = doc["scan"]
+    return _result(acc, meta.get("organization_id"), str(meta.get("caller_account", "")),
+                   tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at", "")),
+                   str(meta.get("finished_at", "")), int(meta.get("api_calls", 0)),
+                   interrupted=bool(meta.get("interrupted", False)))
+
+
+def evaluate_saved(path: str, settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
+    """Re-derive and re-judge a --save-facts file."""
+    return evaluate_facts(load_facts(path), settings, planner)
+
+
+def merge_results(paths: tuple[str, ...], settings: Settings) -> ScanResult:
+    """One result from the findings.json of shard runs, checked against the loaded rule packs."""
+    result = merge(list(paths))
+    known = {r.id for r in settings.rules}
+    unknown = sorted({f.rule_id for f in result.findings} - known)
+    if unknown:
+        raise UsageError(f"--merge: findings of rule(s) {', '.join(unknown)} are not in the loaded rule packs; "
+                         "give --merge the same --config and --rules-dir as the shard runs")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- reports, exit
+
+def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
+                  baseline: list[Finding] | None = None, facts: tuple[dict[str, Any], ...] | None = None,
+                  fix_plan: FixPlan | None = None) -> Report:
+    """Apply the baseline, write the facts file (when given facts) and every format, print the summary;
+    import into Security Hub when asked."""
+    _protect_logs()  # an s3:// output dir is written with botocore
+    out = options.output
+    formats = check_formats(out.formats)
+    if baseline is not None:
+        marked, fixed = apply_baseline(list(result.findings), baseline)
+        result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
+    scope = options.scope
+    ctx = RenderContext(catalog={r.id: r.to_catalog() for r in settings.rules}, version=__version__,
+                        baseline=out.baseline if baseline is not None else None,
+                        home_region=integrations.home_region(), fix_plan=fix_plan,
+                        scope=integrations.scope(scope.ous, scope.accounts, scope.exclude_accounts),
+                        history=integrations.history(out.history, options.scan.profile, options.scan.endpoint_url))
+    s3 = S3Writer(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url)
+    written = []
+    if facts is not None and out.save_facts:
+        m = result.meta
+        meta = {"organization_id": m.organization_id, "caller_account": m.caller_account,
+                "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
+                "api_calls": m.api_calls, "interrupted": m.interrupted}
+        path = Path(out.save_facts)
+        write_atomic(path, dump_facts(path, meta, list(facts)))
+        written.append(str(path))
+    for fmt in formats:  # render and write one format at a time: a large organization's reports are big
+        for name, render in outputs(fmt):
+            dest = join(out.output_dir, name)
+            write_output(dest, render(result, ctx), s3)
+            written.append(dest)
+    if out.summary:
+        render_summary(result, written, baseline=baseline is not None,
+                       previous=integrations.previous_run(ctx, result))
+    if out.security_hub_import:
+        imported = integrations.import_with_sessions(result, ctx, settings.config.external_id,
+                                                     out.security_hub_role_name, options.scan.profile,
+                                                     options.scan.endpoint_url)
+        if out.summary:
+            print(f"Security Hub: {imported.imported} finding(s) imported, {len(imported.failed)} failed")
+    return Report(result, tuple(written))
+
+
+def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) -> int:
+    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0."""
+    if result.meta.interrupted:
+        return EXIT_INTERRUPTED
+    fail_on, categories = settings.config.fail_on, settings.categories()
+    if fail_on != "none":
+        limit = SEVERITY_RANK[fail_on]
+        for f in result.open_findings():
+            if categories.get(f.rule_id, "posture") == "coverage":
+                continue
+            if new_only and f.baseline != "new":
+                continue
+            if SEVERITY_RANK[f.severity] <= limit:
+                return EXIT_FINDINGS
+    return EXIT_INCOMPLETE if result.meta.incomplete else EXIT_OK
+
+
+def run(options: RunOptions) -> int:
+    """The whole run the options describe, reports written; returns the exit code. UsageError propagates."""
+    _protect_logs()
+    settings = load_settings(options)
+    formats = check_formats(options.output.formats)  # before a long scan, not after it
+    integrations.check_fix_format(formats, has_facts=not options.merge)
+    planner = integrations.fix_planner(formats, settings.config.min_retention_days)
+    if options.merge:
+        baseline = read_baseline(options.output.baseline)
+        outcome = ScanOutcome(merge_results(options.merge, settings))
+    else:
+        baseline = read_baseline(options.output.baseline, options.scope.shard)
+        if baseline is None and options.output.fail_on_new:
+            log.warning("--fail-on-new without --baseline: every finding counts as new")
+        if options.from_facts:
+            outcome = ScanOutcome(evaluate_saved(options.from_facts, settings, planner),
+                                  fix_plan=planner.plan() if planner is not None else None)
+        else:
+            outcome = scan(options, settings, keep_facts=bool(options.output.save_facts), planner=planner)
+    report = write_reports(outcome.result, settings, options, baseline, outcome.facts, outcome.fix_plan)
+    return exit_code(report.result, settings, new_only=options.output.fail_on_new)

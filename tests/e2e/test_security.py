@@ -1,0 +1,310 @@
+"""Security of what is written: hostile AWS strings are escaped, secrets never leak, writes are atomic."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit_bedrock import output
+from audit_bedrock.aws.redact import SecretFilter
+from audit_bedrock.reports import FORMATS
+from audit_bedrock.standin import estate as builders
+from audit_bedrock.standin.proxy import Proxy, Rule, match
+from tests.conftest import run_cli, validate_facts, validate_findings
+from tests.support import DEMO_SCAN_REGIONS, Estate, seeded_estate, shared_demo_estate
+
+# --- hostile strings from AWS ----------------------------------------------------------------------
+
+PAYLOADS = {
+    "account": '<script>alert("acct-pwned")</script>',
+    "account2": "\"'><svg onload=alert('acct2-pwned')> {{7*7}} ${7*7}",
+    "ou": "<img src=x onerror=alert('ou-pwned')>",
+    "log_group": "/bedrock/<script>lg-pwned</script>",
+    "prefix": '</script><script>alert("prefix-pwned")</script>',
+    "large_prefix": "<iframe src=javascript:alert('large-pwned')>",
+    "policy_group": "<b onmouseover=alert('policy-pwned')>x</b>",
+}
+MARKERS = {k: re.search(r"[a-z0-9]+-pwned", v).group(0) for k, v in PAYLOADS.items()}  # type: ignore[union-attr]
+
+
+def seed_hostile(endpoint: str) -> dict[str, str]:
+    """An organization of our own whose names, prefixes and policy text carry markup."""
+    mgmt = builders.AccountClients(endpoint, {"aws_access_key_id": "seed", "aws_secret_access_key": "seed"})
+    org = builders.organization(mgmt, {PAYLOADS["ou"]: None})
+    ids = {key: org.add_account(PAYLOADS[key], PAYLOADS["ou"], email=f"{key}@example.com")
+           for key in ("account", "account2")}
+    c, acct = builders.assume(mgmt, ids["account"], "seed"), ids["account"]
+    deliver = builders.policy({"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                             "Resource": f"arn:aws:logs:us-east-1:{acct}:log-group:{PAYLOADS['policy_group']}:*"})
+    role = builders.delivery_role(c, "BedrockLogs", builders.trust(None), inline=deliver)
+    # An orphaned role too (BIL-010): its policy text names the hostile group.
+    builders.delivery_role(c, "LeftOver", builders.trust(None), inline=deliver)
+    builders.bucket(c, "us-east-1", "hostile-large-data")
+    # us-east-1: CloudWatch to a log group that does not exist, through a role whose policy targets another.
+    builders.put_logging(c, "us-east-1", {
+        "cloudWatchConfig": builders.cloudwatch_config(PAYLOADS["log_group"], role,
+                                                     ("hostile-large-data", PAYLOADS["large_prefix"])),
+        "textDataDeliveryEnabled": True, "imageDataDeliveryEnabled": False})
+    # us-west-2: S3 with a hostile prefix and no bucket policy.
+    builders.bucket(c, "us-west-2", "hostile-logs-west")
+    builders.put_logging(c, "us-west-2", {**builders.s3_config("hostile-logs-west", PAYLOADS["prefix"]),
+                                        "textDataDeliveryEnabled": True})
+    return ids
+
+
+@pytest.fixture(scope="module")
+def hostile_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """Every registered report format, written for the hostile organization."""
+    out = tmp_path_factory.mktemp("hostile")
+    with seeded_estate(seed_hostile) as estate:
+        proc = run_cli(["--org", "--regions", "us-east-1,us-west-2", "--format", ",".join(FORMATS),
+                        "--output-dir", str(out / "reports"), "--save-facts", str(out / "facts.json")],
+                       estate.endpoint)
+        assert proc.returncode in (1, 3), proc.stderr[-3000:]
+        validate_facts(json.loads((out / "facts.json").read_text()))
+        (out / "stdout.txt").write_text(proc.stdout)
+        yield out, estate.ids
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+@pytest.mark.slow
+def test_hostile_values_reach_the_json_intact(hostile_reports: tuple[Path, dict[str, str]]) -> None:
+    """The JSON reports carry each hostile value exactly (json escapes it; nothing is mangled or lost)."""
+    out, _ = hostile_reports
+    doc = json.loads((out / "reports" / "findings.json").read_text())
+    validate_findings(doc)
+    everything = "\n".join(_strings(doc))
+    for key in PAYLOADS:  # names, OU path, log group, prefixes, and policy text (BIL-010's message)
+        assert PAYLOADS[key] in everything, f"{key} payload missing from findings.json"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_report_escapes_hostile_values(hostile_reports: tuple[Path, dict[str, str]], fmt: str) -> None:
+    """No report carries a hostile value raw where it would be live markup; each is still shown, escaped."""
+    out, _ = hostile_reports
+    path = out / "reports" / FORMATS[fmt][0]
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".json", ".sarif"):
+        doc = json.loads(text)  # a JSON document: strings are data, escaping is json's
+        values = "\n".join(_strings(doc))
+        shown = [k for k, m in MARKERS.items() if m in values]
+        assert shown, f"no hostile value reached {path.name}"
+        for key in shown:  # wherever a value appears, it appears whole: nothing truncated or re-encoded
+            assert PAYLOADS[key] in values, f"{key} appears mangled in {path.name}"
+        return
+    assert path.suffix == ".html", f"no escaping check for {path.suffix} files: add one"
+    for key, payload in PAYLOADS.items():
+        assert payload not in text, f"raw {key} payload in {path.name}"
+    for risky in ("<script>alert(", "<img src=x", "<svg onload", "<iframe", "<b onmouseover", "</script><script>"):
+        assert risky not in text, f"live markup {risky!r} in {path.name}"
+    rendered = [k for k, m in MARKERS.items() if m in text]
+    assert set(rendered) == set(PAYLOADS), f"not shown (escaped) in the HTML: {set(PAYLOADS) - set(rendered)}"
+
+
+def test_html_format_is_registered() -> None:
+    """The escaping check above covers HTML only while the HTML renderer is registered."""
+    assert "html" in FORMATS
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+
+CANARY_SECRET = "CANARYsecretKEY0123456789abcdefghijklmnop"
+CANARY_TOKEN = "CANARYsessionTOKEN" + "Zz9" * 40
+
+
+@pytest.fixture(scope="module")
+def estate(request: pytest.FixtureRequest) -> Estate:
+    return shared_demo_estate(request.config)
+
+
+def _leaks(text: str, secrets: list[str]) -> list[str]:
+    return [s[:12] + "..." for s in secrets if s and s in text]
+
+
+def _all_text(root: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(root.rglob("*")) if p.is_file())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [
+    pytest.param(None, id="clean-scan"),
+    pytest.param("deny-assume", id="assume-role-denied"),
+    pytest.param("drop-twice", id="connections-dropped-then-retried"),
+    pytest.param("deny-region", id="region-denied"),
+    pytest.param("deny-caller", id="caller-rejected"),
+])
+def test_credentials_never_written(estate: Estate, tmp_path: Path, fault: str | None) -> None:
+    """A canary secret key and session token (and the keys AssumeRole mints) appear in no report, facts
+    file, log line (-vvv, botocore's debug logging included) or error message."""
+    with Proxy(estate.endpoint) as proxy:
+        if fault == "deny-assume":
+            proxy.add(Rule(match(assume_role_into=estate.ids["data-science"]), "deny"))
+        elif fault == "drop-twice":  # transient: botocore logs the connection errors and retries them
+            proxy.add(Rule(match(region="eu-west-1"), "drop", first_attempts=2))
+        elif fault == "deny-region":
+            proxy.add(Rule(match(region="eu-west-1", service="bedrock"), "deny"))
+        elif fault == "deny-caller":
+            proxy.add(Rule(match(operation="GetCallerIdentity"), "deny"))
+        proc = run_cli(["--org", "--regions", ",".join(DEMO_SCAN_REGIONS), "-vvv", "--output-dir",
+                        str(tmp_path / "out"), "--save-facts", str(tmp_path / "out" / "facts.json")],
+                       proxy.url, cwd=tmp_path, AWS_SECRET_ACCESS_KEY=CANARY_SECRET, AWS_SESSION_TOKEN=CANARY_TOKEN)
+        minted = list(proxy.assumed_secrets)
+        faulted = [s for s in proxy.seen() if s.outcome != "forwarded"]
+    assert bool(faulted) == (fault is not None), "the fault was not injected"
+    if fault == "deny-caller":
+        assert proc.returncode == 2 and "cannot identify the caller" in proc.stderr, proc.stderr[-2000:]
+    else:
+        assert proc.returncode in (1, 3), proc.stderr[-2000:]
+        validate_facts(json.loads((tmp_path / "out" / "facts.json").read_text()))
+        assert minted, "no AssumeRole answer was seen: the minted-secret check would be empty"
+        assert "DEBUG" in proc.stderr  # -vvv really logged at debug level
+    secrets = [CANARY_SECRET, CANARY_TOKEN, *minted]
+    where = {"stdout": proc.stdout, "stderr": proc.stderr, "files": _all_text(tmp_path)}
+    for name, text in where.items():
+        assert not _leaks(text, secrets), f"a secret leaked into {name}: {_leaks(text, secrets)}"
+
+
+# --- atomic writes --------------------------------------------------------------------------------------
+
+class _HalfWriter:
+    """A file object that writes half of what it is given, then fails like a full disk."""
+
+    def __init__(self, fh: Any, exc: BaseException) -> None:
+        self._fh = fh
+        self._exc = exc
+
+    def write(self, data: bytes) -> int:
+        self._fh.write(data[: len(data) // 2])
+        self._fh.flush()
+        raise self._exc
+
+    def __enter__(self) -> _HalfWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
+@pytest.mark.parametrize("exc", [
+    pytest.param(OSError(errno.ENOSPC, "No space left on device"), id="disk-full"),
+    pytest.param(KeyboardInterrupt(), id="ctrl-c"),
+])
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    path = tmp_path / "findings.json"
+    path.write_bytes(b'{"old": true}\n')
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(output.os, "fdopen", lambda fd, mode: _HalfWriter(real_fdopen(fd, mode), exc))
+    with pytest.raises(type(exc)):
+        output.write_atomic(path, b'{"new": true, "padding": "' + b"x" * 10000 + b'"}\n')
+    assert path.read_bytes() == b'{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["findings.json"], "a temporary file was left behind"
+
+
+def test_failed_rename_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "report.html"
+    path.write_text("old")
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(output.os, "replace", refuse)
+    with pytest.raises(OSError):
+        output.write_atomic(path, b"new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_write_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "findings.sarif"
+    output.write_atomic(path, b"first version, longer than the second\n")
+    output.write_atomic(path, b"second\n")
+    assert path.read_bytes() == b"second\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["findings.sarif"]
+
+
+def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI writes each report (and the facts file) through write_atomic, nothing directly."""
+    from audit_bedrock.cli import main
+
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"format": "audit-bedrock-facts", "version": 1,
+                                 "scan": {"caller_account": "111111111111", "regions": ["us-east-1"]},
+                                 "accounts": [{"account_id": "111111111111", "account_name": "a", "status": "scanned",
+                                               "regions": [{"account_id": "111111111111", "region": "us-east-1",
+                                                            "status": "scanned", "logging": {"enabled": False}}]}]}))
+    written: list[Path] = []
+    real = output.write_atomic
+
+    def spy(path: Path, data: bytes) -> None:
+        written.append(Path(path))
+        real(path, data)
+
+    monkeypatch.setattr(output, "write_atomic", spy)
+    out = tmp_path / "out"
+    rc = main(["--from-facts", str(facts), "--format", ",".join(FORMATS), "--output-dir", str(out), "-q", "-q"])
+    assert rc == 1
+    from audit_bedrock.reports import outputs
+    assert sorted(written) == sorted(out / name for f in FORMATS for name, _ in outputs(f))
+    assert sorted(out.iterdir()) == sorted(written)
+
+
+@pytest.mark.parametrize(("line", "secret"), [
+    pytest.param("Sending http request: <AWSPreparedRequest headers={'X-Amz-Date': b'20260101T000000Z', "
+                 "'X-Amz-Security-Token': b'IQoJb3JpZ2luX2VjEXAMPLETOKEN', 'Authorization': b'AWS4-HMAC'}>",
+                 "IQoJb3JpZ2luX2VjEXAMPLETOKEN", id="request-header"),
+    pytest.param("https://s3.amazonaws.com/b/k?X-Amz-Security-Token=FwoGZXIvEXAMPLE%2Ftoken&X-Amz-Expires=60",
+                 "FwoGZXIvEXAMPLE%2Ftoken", id="presigned-query"),
+    pytest.param("Response body:\nb'<AssumeRoleResult><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId>"
+                 "<SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY</SecretAccessKey>"
+                 "<SessionToken>FQoGZXIvYXdzEXAMPLE</SessionToken>'",
+                 "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", id="assume-role-body"),
+    pytest.param("Response body:\nb'<SessionToken>FQoGZXIvYXdzEXAMPLE</SessionToken>'", "FQoGZXIvYXdzEXAMPLE",
+                 id="assume-role-token"),
+    pytest.param("parsed: {'Credentials': {'SecretAccessKey': 'abcdEXAMPLEsecret123', 'Expiration': 1}}",
+                 "abcdEXAMPLEsecret123", id="parsed-dict"),
+    pytest.param("odd place for a registered value: REGISTEREDsecretVALUE!", "REGISTEREDsecretVALUE",
+                 id="registered-value"),
+])
+def test_log_lines_are_redacted(line: str, secret: str) -> None:
+    from audit_bedrock.aws.redact import REDACTED, register_secret
+
+    register_secret("REGISTEREDsecretVALUE")
+    record = logging.LogRecord("botocore.endpoint", logging.DEBUG, __file__, 1, "%s", (line,), None)
+    assert SecretFilter().filter(record) is True
+    assert secret not in record.getMessage() and REDACTED in record.getMessage()
+
+
+def test_exception_text_is_redacted() -> None:
+    from audit_bedrock.aws.redact import register_secret
+
+    register_secret("EXCEPTIONsecretVALUE")
+    try:
+        raise RuntimeError("failed with key EXCEPTIONsecretVALUE")
+    except RuntimeError:
+        record = logging.LogRecord("audit_bedrock", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    SecretFilter().filter(record)
+    assert "EXCEPTIONsecretVALUE" not in logging.Formatter().format(record)
