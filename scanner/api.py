@@ -25,18 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from audit_bedrock import __version__, integrations
+from audit_bedrock import __version__, constants, integrations
 from audit_bedrock.config import Config, load_config, validate_regions
-from audit_bedrock.constants import (
-    DEFAULT_FORMATS,
-    DEFAULT_OUTPUT_DIR,
-    EXIT_FINDINGS,
-    EXIT_INCOMPLETE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    SEVERITY_RANK,
-)
+from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
 from audit_bedrock.engine import Evaluator, Rule, load_rules
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import dump_facts, load_facts
@@ -53,8 +44,7 @@ if TYPE_CHECKING:
     from audit_bedrock.reports.fixplan import FixPlan, FixPlanner
 
 log = logging.getLogger("audit_bedrock")
-__all__ = ["DEFAULT_FORMATS", "DEFAULT_OUTPUT_DIR", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK",
-           "EXIT_USAGE", "OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
+__all__ = ["OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
            "Settings", "catalog_rules", "catalog_text", "check_formats", "evaluate_facts", "evaluate_saved",
            "exit_code", "known_regions", "load_settings", "merge_results", "parse_regions", "policy_text",
            "read_baseline", "run", "scan", "write_reports"]
@@ -432,7 +422,7 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
 def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) -> int:
     """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0."""
     if result.meta.interrupted:
-        return EXIT_INTERRUPTED
+        return constants.EXIT_INTERRUPTED
     fail_on, categories = settings.config.fail_on, settings.categories()
     if fail_on != "none":
         limit = SEVERITY_RANK[fail_on]
@@ -442,8 +432,8 @@ def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) ->
             if new_only and f.baseline != "new":
                 continue
             if SEVERITY_RANK[f.severity] <= limit:
-                return EXIT_FINDINGS
-    return EXIT_INCOMPLETE if result.meta.incomplete else EXIT_OK
+                return constants.EXIT_FINDINGS
+    return constants.EXIT_INCOMPLETE if result.meta.incomplete else constants.EXIT_OK
 
 
 def run(options: RunOptions) -> int:

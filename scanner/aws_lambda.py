@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock import api
+from audit_bedrock.constants import EXIT_INCOMPLETE
 from audit_bedrock.errors import UsageError
 
 log = logging.getLogger("audit_bedrock")
@@ -240,7 +241,7 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     topic = os.environ.get(ENV_TOPIC_ARN, "")
     notified = False
     if new and topic:
-        subject, message = notification(run_id, new, lay, report, baseline is None, code == api.EXIT_INCOMPLETE)
+        subject, message = notification(run_id, new, lay, report, baseline is None, code == EXIT_INCOMPLETE)
         boto3.client("sns").publish(
             TopicArn=topic, Subject=subject[:100], Message=message,
             MessageAttributes={"new_critical_high": {"DataType": "Number", "StringValue": str(len(new))}})

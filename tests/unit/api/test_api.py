@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import audit_bedrock
-from audit_bedrock import api, cli
+from audit_bedrock import api, cli, constants
 from audit_bedrock.errors import UsageError
 
 PACKAGE = Path(audit_bedrock.__file__).resolve().parent
@@ -83,10 +83,10 @@ def test_help_and_catalog_import_no_sdk_or_templates(argv: list[str]) -> None:
     assert report == {"code": 0, "modules": []}
 
 
-def test_exit_codes_are_the_apis() -> None:
+def test_exit_codes_are_the_constants() -> None:
+    c = constants
     assert (cli.EXIT_OK, cli.EXIT_FINDINGS, cli.EXIT_USAGE, cli.EXIT_INCOMPLETE, cli.EXIT_INTERRUPTED) \
-        == (api.EXIT_OK, api.EXIT_FINDINGS, api.EXIT_USAGE, api.EXIT_INCOMPLETE, api.EXIT_INTERRUPTED) \
-        == (0, 1, 2, 3, 130)
+        == (c.EXIT_OK, c.EXIT_FINDINGS, c.EXIT_USAGE, c.EXIT_INCOMPLETE, c.EXIT_INTERRUPTED) == (0, 1, 2, 3, 130)
 
 
 @pytest.mark.parametrize("cls", [api.RunOptions, api.ScopeOptions, api.ScanOptions, api.OutputOptions])
