@@ -20,6 +20,7 @@ from audit_bedrock.reports.json_report import stream_utf8
 
 if TYPE_CHECKING:
     from audit_bedrock.reports import RenderContext
+    from audit_bedrock.reports.history import RunPoint
 
 TEMPLATE = "report.html"
 
@@ -113,6 +114,11 @@ class View:
     cells_logging: int = 0  # ...of which logging is on
     worst_accounts: list[dict[str, Any]] = field(default_factory=list)
     fix_first: list[dict[str, Any]] = field(default_factory=list)
+    fixes: dict[str, list[FixItem]] = field(default_factory=dict)  # finding id -> its fix steps and notes
+    trend: list[RunPoint] = field(default_factory=list)  # previous runs and this one, oldest first
+    trend_severity: str = ""
+    trend_coverage: str = ""
+    trend_delivery: bool = False
 
 
 WORST_ACCOUNTS = 5
@@ -122,6 +128,15 @@ FIX_FIRST = 5
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 finding', '2 findings'."""
     return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+@dataclass(frozen=True)
+class FixItem:
+    """One step (its AWS CLI command) or note of a finding's fix."""
+
+    command: str
+    note: str
+    operation: str
 
 
 def _safe_refs(refs: Any) -> tuple[str, ...]:
@@ -254,6 +269,18 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
     v.suppressed = [f for f in result.findings if f.status == "suppressed"]
     v.expired = [f for f in result.findings if "expired_suppression" in f.properties]
     v.account_errors = [a for a in m.accounts if a.status == "error"]
+    if ctx.fix_plan is not None:
+        from audit_bedrock.reports.fixplan import Step, cli_command
+        for fid, items in ctx.fix_plan.by_finding().items():
+            v.fixes[fid] = [FixItem(cli_command(i, f'"$PROFILE_{i.account_id}"'), i.note, i.operation)
+                            if isinstance(i, Step) else FixItem("", i.note, "") for i in items]
+    if ctx.history:
+        from audit_bedrock.reports.history import DELIVERY_RULE, point_from_result, series
+        from audit_bedrock.reports.trend import coverage_chart, severity_chart
+        v.trend = series(ctx.history, point_from_result(result))
+        v.trend_delivery = DELIVERY_RULE in ctx.catalog
+        v.trend_severity = severity_chart(v.trend)
+        v.trend_coverage = coverage_chart(v.trend, v.trend_delivery)
     v.gaps = [f for f in opens if str(ctx.catalog.get(f.rule_id, {}).get("category") or "") == "coverage"
               or (f.rule_id not in ctx.catalog and f.rule_id.startswith("SCAN-"))]
     v.skipped_accounts = [a for a in m.accounts if a.status == "skipped"]

@@ -6,7 +6,12 @@ GitHub's rules this renderer follows:
   `region.startLine: 1`; the ARN (a URI with scheme `arn`) goes in `logicalLocations` and properties;
 - `partialFingerprints.primaryLocationLineHash` is the finding id, so alerts are tracked across runs;
 - each rule carries `properties.security-severity` as a numeric string and a `security` tag;
-- `automationDetails.id` gives each organization (or single account) its own category;
+- `automationDetails.id` gives each organization (or single account) its own category, and a subset scan
+  (`--ou`, `--accounts`, `--exclude-accounts`) its own below it (`audit-bedrock/ORG/ou-x/`): GitHub closes the
+  alerts a category's new upload no longer has, so a subset must never share the whole organization's category.
+  upload-sarif's `category` input only fills in a missing id (codeql-action's populateRunAutomationDetails), so
+  it is ignored for this file: leave it unset;
+- `tool.driver.informationUri` points at the tool's home page;
 - at most 25,000 results per run and 10 MB gzipped: the most severe findings are kept, and the run
   says how many were left out.
 
@@ -20,6 +25,7 @@ high), warning (medium) or note (low, info).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +43,7 @@ MAX_GZIP_BYTES = 10 * 1024 * 1024
 SECURITY_SEVERITY: dict[str, str] = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
 LEVEL: dict[str, str] = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 ARTIFACT = "bedrock-invocation-logging"
+INFORMATION_URI = "https://pypi.org/project/audit-bedrock/"
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -138,14 +145,34 @@ def _result(f: Finding, rule_index: int, rechecked: bool = True) -> dict[str, An
     return res
 
 
-def automation_id(result: ScanResult) -> str:
-    """One category per organization; a single-account scan gets the account's own."""
+def _digest(ids: list[str]) -> str:
+    return hashlib.sha256(",".join(sorted(set(ids))).encode()).hexdigest()[:12]
+
+
+def scope_key(ous: list[str] | tuple[str, ...] = (), accounts: list[str] | tuple[str, ...] = (),
+              exclude: list[str] | tuple[str, ...] = ()) -> str:
+    """The scanned subset as a category segment: '' for a whole organization (or the caller's account alone).
+
+    `--ou` names its OUs (sorted, joined by '+'); an `--accounts` list or `--exclude-accounts` is named by a
+    digest of the sorted ids, so the same subset always gets the same category and another subset never does.
+    """
+    parts = []
+    if ous:
+        parts.append("+".join(sorted(set(ous))))
+    if accounts:
+        parts.append(f"accounts-{_digest(list(accounts))}")
+    if exclude:
+        parts.append(f"excluding-{_digest(list(exclude))}")
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", "+".join(parts))
+
+
+def automation_id(result: ScanResult, scope: str = "") -> str:
+    """One category per organization, one below it per scanned subset; a single-account scan gets the account's."""
     scanned = [a.id for a in result.meta.accounts if a.status != "skipped"]
     if len(scanned) == 1:
-        key = scanned[0]
-    else:
-        key = result.meta.organization_id or result.meta.caller_account or "unknown"
-    return f"audit-bedrock/{key}/"
+        return f"audit-bedrock/{scanned[0]}/"
+    key = result.meta.organization_id or result.meta.caller_account or "unknown"
+    return f"audit-bedrock/{key}/{scope}/" if scope else f"audit-bedrock/{key}/"
 
 
 def _skipped_regions(result: ScanResult) -> list[dict[str, Any]]:
@@ -212,8 +239,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         invocation["toolExecutionNotifications"] = notifications
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "audit-bedrock", "version": ctx.version, "semanticVersion": ctx.version,
-                            "rules": rules}},
-        "automationDetails": {"id": automation_id(result)},
+                            "informationUri": INFORMATION_URI, "rules": rules}},
+        "automationDetails": {"id": automation_id(result, ctx.scope)},
         "invocations": [invocation],
         "columnKind": "unicodeCodePoints",
         "results": [_result(f, index[f.rule_id], f.id not in carried) for f in kept],

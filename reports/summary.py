@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
 from audit_bedrock.errors import printable
 from audit_bedrock.model import Finding, ScanResult
+
+if TYPE_CHECKING:
+    from audit_bedrock.reports.history import RunPoint
 
 _COLOURS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
             "info": "\033[2m", "new": "\033[1;33m", "fixed": "\033[32m",
@@ -37,10 +40,29 @@ def _line(f: Finding, names: dict[str, str]) -> str:
                      f"{f.title}")
 
 
+def since_last_run(result: ScanResult, previous: RunPoint) -> str:
+    """One line: the change of open findings by severity and of the logging-on share since `previous`."""
+    from audit_bedrock.reports.history import point_from_result
+
+    now = point_from_result(result)
+    deltas = []
+    for sev in SEVERITIES:
+        d = now.count(sev) - previous.count(sev)
+        deltas.append(f"{sev} {d:+d}" if d else f"{sev} =")
+    total = now.total - previous.total
+    line = f"since last run ({previous.label}): {total:+d} open ({', '.join(deltas)})"
+    before, after = previous.share(previous.logging_on), now.share(now.logging_on)
+    if before is not None and after is not None:
+        line += f"; logging on {before:.0%} -> {after:.0%} of scanned account-regions"
+    return line
+
+
 def render_summary(result: ScanResult, written: list[str], out: TextIO | None = None,
-                   colour: bool | None = None, baseline: bool | None = None, brief: bool = False) -> None:
+                   colour: bool | None = None, baseline: bool | None = None, brief: bool = False,
+                   previous: RunPoint | None = None) -> None:
     """Print the summary; `baseline` says whether findings were compared with a previous run
-    (None: guess from the result). `brief` (-q): the counts, the baseline verdict and the paths only."""
+    (None: guess from the result). `brief` (-q): the counts, the baseline verdict and the paths only.
+    `previous` is the last run of --history, if any."""
     out = out or sys.stdout
     if colour is None:
         colour = use_colour(out)
@@ -64,6 +86,8 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
     suppressed = sum(1 for f in result.findings if f.status == "suppressed")
     if suppressed:
         print(f"suppressed     {suppressed}", file=out)
+    if previous is not None:
+        print(since_last_run(result, previous), file=out)
     names = {a.id: a.name for a in m.accounts}
     if baseline is None:
         baseline = bool(result.fixed) or any(f.baseline == "unchanged" for f in result.findings)

@@ -23,9 +23,9 @@ import logging
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from audit_bedrock import __version__, constants
+from audit_bedrock import __version__, constants, integrations
 from audit_bedrock.config import Config, load_config, validate_regions
 from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
 from audit_bedrock.engine import GAP_RULE_ID, Evaluator, Rule, load_rules
@@ -50,10 +50,13 @@ from audit_bedrock.output import (
     write_atomic,
     write_output,
 )
-from audit_bedrock.reports import FORMATS, RenderContext, renderer
+from audit_bedrock.reports import FORMATS, RenderContext, outputs, renderer
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.shard import shard_of
 from audit_bedrock.yamlcheck import did_you_mean
+
+if TYPE_CHECKING:
+    from audit_bedrock.reports.fixplan import FixPlan, FixPlanner
 
 log = logging.getLogger("audit_bedrock")
 __all__ = ["OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
@@ -111,6 +114,9 @@ class OutputOptions:
     fail_on_incomplete: bool = False  # an incomplete scan exits 3 even when it has findings at or above fail_on
     min_severity: str | None = None  # --min-severity: findings below it are left out of the reports and the exit
     save_facts: str | None = None
+    history: str | None = None  # previous findings.json: a folder or s3://bucket/prefix (the trend, the summary)
+    security_hub_import: bool = False  # import the findings into Security Hub: the only write, off by default
+    security_hub_role_name: str | None = None  # the import role in member accounts
     progress: bool = True  # a progress bar when stderr is a terminal
     summary: bool = True  # the summary on stdout (on stderr when findings.json goes to stdout)
     brief: bool = False  # the summary in two lines: counts and verdict, then where the reports are
@@ -158,10 +164,11 @@ class Settings:
 
 @dataclass(frozen=True)
 class ScanOutcome:
-    """A finished scan: the result, and the raw account documents when they were kept."""
+    """A finished scan: the result, the raw account documents when they were kept, and the fix plan when asked."""
 
     result: ScanResult
     facts: tuple[dict[str, Any], ...] | None = None
+    fix_plan: FixPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -394,7 +401,8 @@ def _protect_logs() -> None:
             handler.addFilter(SecretFilter())
 
 
-def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> ScanOutcome:
+def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
+         planner: FixPlanner | None = None) -> ScanOutcome:
     """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -433,7 +441,8 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> S
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
                     settings={"usage_lookback_days": cfg.usage_lookback_days, "scp": read_scps(org, estate)},
                     bedrock_regions=known.regions)
-    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts)
+    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
+                      on_account=integrations.account_hook(planner))
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))
     scanner = Scanner(sessions, plan)
@@ -452,7 +461,7 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> S
     facts = tuple(acc.facts) if keep_facts else None
     del scanner, sessions, acc
     gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
-    return ScanOutcome(result, facts)
+    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
 
 
 def _progress(total: int, quiet: bool) -> Any:
@@ -462,12 +471,12 @@ def _progress(total: int, quiet: bool) -> Any:
     return tqdm(total=total, unit="account", file=sys.stderr, leave=False)
 
 
-def evaluate_facts(doc: dict[str, Any], settings: Settings) -> ScanResult:
+def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
     """Derive and judge the accounts of a facts document (as load_facts returns it); no AWS calls."""
     from audit_bedrock.scan import Accumulator  # the derivation and judging stages, shared with the scan
 
     acc = Accumulator(Evaluator(list(settings.rules), settings.config.rule_params()),
-                      FindingBuilder(settings.config))
+                      FindingBuilder(settings.config), on_account=integrations.account_hook(planner))
     for account in doc["accounts"]:
         acc.add(account)
     meta = doc["scan"]
@@ -478,9 +487,9 @@ def evaluate_facts(doc: dict[str, Any], settings: Settings) -> ScanResult:
                    region_source=str(meta.get("region_source") or ""))
 
 
-def evaluate_saved(path: str, settings: Settings) -> ScanResult:
+def evaluate_saved(path: str, settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
     """Re-derive and re-judge a --save-facts file."""
-    return evaluate_facts(load_facts(path), settings)
+    return evaluate_facts(load_facts(path), settings, planner)
 
 
 def merge_results(paths: tuple[str, ...], settings: Settings) -> ScanResult:
@@ -497,8 +506,10 @@ def merge_results(paths: tuple[str, ...], settings: Settings) -> ScanResult:
 # ---------------------------------------------------------------------------------------------- reports, exit
 
 def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
-                  baseline: list[Finding] | None = None, facts: tuple[dict[str, Any], ...] | None = None) -> Report:
-    """Apply the baseline, write the facts file (when given facts) and every format, print the summary."""
+                  baseline: list[Finding] | None = None, facts: tuple[dict[str, Any], ...] | None = None,
+                  fix_plan: FixPlan | None = None) -> Report:
+    """Apply the baseline, write the facts file (when given facts) and every format, print the summary;
+    import into Security Hub when asked."""
     _protect_logs()  # an s3:// output dir is written with botocore
     out = options.output
     formats = check_formats(out.formats)
@@ -511,8 +522,12 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         marked, fixed, carried = apply_baseline(list(result.findings), baseline,
                                                 not_rechecked_reason(result, {r.id for r in settings.rules}))
         result = replace(result, findings=tuple(marked), fixed=tuple(fixed), not_rechecked=tuple(carried))
+    scope = options.scope
     ctx = RenderContext(catalog={r.id: r.to_catalog() for r in settings.rules}, version=__version__,
-                        baseline=out.baseline if baseline is not None else None)
+                        baseline=out.baseline if baseline is not None else None,
+                        home_region=integrations.home_region(), fix_plan=fix_plan,
+                        scope=integrations.scope(scope.ous, scope.accounts, scope.exclude_accounts),
+                        history=integrations.history(out.history, options.scan.profile, options.scan.endpoint_url))
     s3 = S3Writer(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url)
     written = []
     if facts is not None and out.save_facts:
@@ -530,19 +545,27 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
             sys.stdout.flush()
             written.append("<stdout>")
             continue
-        dest = join(out.output_dir, FORMATS[fmt][0])
-        try:
-            write_output(dest, renderer(fmt)(result, ctx), s3)
-        except UsageError as exc:  # S3Writer: the URL and the AWS error
-            failed.append(str(exc))
-            continue
-        except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
-            failed.append(f"cannot write {dest}: {exc.strerror or exc}")
-            continue
-        written.append(dest)
+        for name, render in outputs(fmt):
+            dest = join(out.output_dir, name)
+            try:
+                write_output(dest, render(result, ctx), s3)
+            except UsageError as exc:  # S3Writer: the URL and the AWS error
+                failed.append(str(exc))
+                continue
+            except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
+                failed.append(f"cannot write {dest}: {exc.strerror or exc}")
+                continue
+            written.append(dest)
+    tty = sys.stderr if out.output_dir == STDOUT_DIR else sys.stdout  # stdout carries findings.json with '-'
     if out.summary:
-        render_summary(result, written, out=sys.stderr if out.output_dir == STDOUT_DIR else None,
-                       baseline=baseline is not None, brief=out.brief)
+        render_summary(result, written, out=tty, baseline=baseline is not None, brief=out.brief,
+                       previous=integrations.previous_run(ctx, result))
+    if out.security_hub_import:
+        imported = integrations.import_with_sessions(result, ctx, settings.config.external_id,
+                                                     out.security_hub_role_name, options.scan.profile,
+                                                     options.scan.endpoint_url)
+        if out.summary:
+            print(f"Security Hub: {imported.imported} finding(s) imported, {len(imported.failed)} failed", file=tty)
     for problem in failed:  # the scan is not lost: what could be written was
         print(f"audit-bedrock: error: {problem}", file=sys.stderr)
     return Report(result, tuple(written), tuple(failed))
@@ -576,18 +599,21 @@ def run(options: RunOptions) -> int:
     _protect_logs()
     check_profile(options.scan.profile)
     settings = load_settings(options)
-    check_formats(options.output.formats)  # before a long scan, not after it
+    formats = check_formats(options.output.formats)  # before a long scan, not after it
     check_outputs(options)  # and where it goes
+    integrations.check_fix_format(formats, has_facts=not options.merge)
+    planner = integrations.fix_planner(formats, settings.config.min_retention_days)
     if options.merge:
         baseline = read_baseline(options.output.baseline)
         outcome = ScanOutcome(merge_results(options.merge, settings))
     else:
         baseline = read_baseline(options.output.baseline, options.scope.shard)
         if options.from_facts:
-            outcome = ScanOutcome(evaluate_saved(options.from_facts, settings))
+            outcome = ScanOutcome(evaluate_saved(options.from_facts, settings, planner),
+                                  fix_plan=planner.plan() if planner is not None else None)
         else:
-            outcome = scan(options, settings, keep_facts=bool(options.output.save_facts))
-    report = write_reports(outcome.result, settings, options, baseline, outcome.facts)
+            outcome = scan(options, settings, keep_facts=bool(options.output.save_facts), planner=planner)
+    report = write_reports(outcome.result, settings, options, baseline, outcome.facts, outcome.fix_plan)
     if report.failed:
         return constants.EXIT_WRITE_FAILED
     return exit_code(report.result, settings, new_only=options.output.fail_on_new,

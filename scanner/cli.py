@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--list-facts", action="store_true",
                        help="print the facts rules may read (path, type, gap?, derived?, meaning) and exit")
     out = p.add_argument_group("output")
-    out.add_argument("--format", default=None, metavar="json,html,sarif,markdown",
+    out.add_argument("--format", default=None, metavar="json,html,sarif,markdown,ocsf,asff,fix",
                      help=f"report formats (default {','.join(DEFAULT_FORMATS)}); markdown writes summary.md, "
-                          "for a CI job summary; with --list-rules: text or json")
+                          "for a CI job summary; ocsf, asff and fix (fix-plan.json and .sh) on request; "
+                          "with --list-rules: text or json")
     out.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR|s3://BUCKET/PREFIX|-",
                      help=f"where the reports go (default ./{DEFAULT_OUTPUT_DIR}); '-' writes findings.json to "
                           "stdout and nothing to disk")
@@ -146,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--merge", nargs="+", metavar="FINDINGS_JSON",
                      help="combine the findings.json of shard runs into one set of reports; no AWS calls")
     out.add_argument("--save-facts", metavar="FILE", help="also write every collected fact to FILE")
+    out.add_argument("--history", metavar="DIR|s3://BUCKET/PREFIX",
+                     help="previous findings.json files (a folder, or the scheduled job's runs/ prefix): a trend "
+                          "chart in the HTML and the change since the last run in the summary")
+    out.add_argument("--security-hub-import", action="store_true",
+                     help="import the findings into AWS Security Hub (BatchImportFindings), each account's with its "
+                          "own credentials; the only write audit-bedrock makes (off by default)")
+    out.add_argument("--security-hub-role-name", metavar="NAME", default=None,
+                     help="role assumed in member accounts to import their findings "
+                          "(default AuditBedrockSecurityHubImport, see deploy/audit-role.yaml)")
     out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
     run = p.add_argument_group("running")
     run.add_argument("--max-workers", type=int, default=None, metavar="N", help="concurrency (default 16)")
@@ -225,7 +235,9 @@ def run_options(ns: argparse.Namespace) -> RunOptions:
     output = OutputOptions(formats=tuple(_formats(ns.format)) if ns.format else DEFAULT_FORMATS,
                            output_dir=ns.output_dir, baseline=ns.baseline, fail_on_new=ns.fail_on_new,
                            fail_on_incomplete=ns.fail_on_incomplete, min_severity=ns.min_severity,
-                           save_facts=ns.save_facts,
+                           save_facts=ns.save_facts, history=ns.history,
+                           security_hub_import=ns.security_hub_import,
+                           security_hub_role_name=ns.security_hub_role_name,
                            progress=ns.quiet == 0, summary=ns.quiet < 2, brief=ns.quiet == 1)
     return RunOptions(scope=scope, scan=scan_options(ns), output=output, from_facts=ns.from_facts,
                       merge=tuple(ns.merge or ()))

@@ -69,6 +69,8 @@ class Accumulator:
     facts: list[dict[str, Any]] = field(default_factory=list)
     regions_seen: set[str] = field(default_factory=set)
     incomplete: bool = False
+    # Called with each account's facts and its findings as they arrive (the fix planner); the facts are not kept.
+    on_account: Callable[[dict[str, Any], list[Finding]], None] | None = None
 
     def add(self, raw: dict[str, Any]) -> None:
         """Derive one raw account document, then record its outcome, coverage and findings."""
@@ -86,11 +88,15 @@ class Accumulator:
             if cell.status == "error":
                 self.incomplete = True
         name = doc.get("account_name", "")
+        mine = []
         for judged in self.evaluator.evaluate_account(doc):
             f = self.builder.build(judged, name)
             if judged.rule.category == "coverage":
                 self.incomplete = True
-            self.findings.append(f)
+            mine.append(f)
+        self.findings.extend(mine)
+        if self.on_account is not None:
+            self.on_account(doc, mine)
         if self.keep_facts:
             self.facts.append(raw)
 

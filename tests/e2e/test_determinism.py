@@ -39,9 +39,13 @@ def scan(mp: pytest.MonkeyPatch, estate: Estate, out: Path, workers: int) -> Cli
 
 
 def normalized(out: Path) -> dict[str, bytes]:
-    """Every file written, with the run's own start and finish timestamps replaced by a placeholder."""
+    """Every file written, with the run's own start and finish timestamps replaced by a placeholder
+    (as ISO 8601 text, and as the epoch milliseconds that OCSF's `time` fields carry)."""
+    import datetime as dt
+
     doc = json.loads((out / "findings.json").read_text())
     stamps = {doc["scan"]["started_at"], doc["scan"]["finished_at"]}
+    stamps |= {str(int(dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000)) for s in set(stamps)}
     files = {}
     for path in sorted(out.iterdir()):
         data = path.read_bytes()
@@ -65,7 +69,8 @@ def runs(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> list[CliRu
 
 def test_two_runs_write_identical_files(runs: list[CliRun]) -> None:
     first, second = normalized(runs[0].out_dir), normalized(runs[1].out_dir)
-    assert sorted(first) == sorted(second) == sorted([*(FORMATS[f][0] for f in FORMATS), "facts.json"])
+    from audit_bedrock.reports import outputs
+    assert sorted(first) == sorted(second) == sorted([*(n for f in FORMATS for n, _ in outputs(f)), "facts.json"])
     for name in first:
         assert first[name] == second[name], f"{name} differs between two runs of the same estate"
 

@@ -286,6 +286,9 @@ def test_scheduled_run_shards_merges_compares_and_notifies(lambda_env: dict[str,
     assert (merged["first_run"], merged["new_critical_high"], merged["notified"]) == (False, 0, False)
     assert notifications(lambda_env) == []
     assert all(f["baseline"] == "unchanged" for f in s3_json(s3, "latest/findings.json")["findings"])
+    # The job passes its own history (runs/): run 2's report draws the trend over runs 1 and 2.
+    html = s3.get_object(Bucket=BUCKET, Key="runs/run-2/report/report.html")["Body"].read().decode()
+    assert 'id="trend"' in html and "Trend over 2 runs" in html
 
     # Run 3: logging switched off in a compliant account's region -> one new high finding, notified.
     acct = ids["security-tooling"]

@@ -29,6 +29,9 @@ CONTENT_READS = {("s3", "GetObject"), ("s3", "HeadObject"), ("s3", "GetObjectAtt
                  ("logs", "GetLogRecord")}
 # The only non-read operations a scan may make: entering accounts and asking who the caller is.
 ALLOWED_OTHERS = {("sts", "AssumeRole"), ("sts", "GetCallerIdentity")}
+# The one write audit-bedrock can ever make, and only when asked (--security-hub-import): importing its own findings
+# into Security Hub, with securityhub:BatchImportFindings held by the importing role alone (never the audit role).
+WRITE_WHEN_ASKED = {("securityhub", "BatchImportFindings")}
 # Read by the caller during discovery, not inside member accounts: not part of the member-role policy.
 CALLER_SERVICES = {"organizations", "sts", "ssm"}  # discovery and the region list
 
@@ -148,3 +151,20 @@ def test_wire_shows_only_reads(estate: Estate, monkeypatch: pytest.MonkeyPatch, 
     assert not rest_writes, f"REST calls with a writing method: {rest_writes}"
     # Every attempt reached the wire once: the scanner's own count matches the proxy's (no retries here).
     assert len(seen) == run.doc["scan"]["api_calls"]
+
+
+@pytest.mark.slow
+def test_the_only_write_is_the_security_hub_import_when_asked(tmp_path: Path) -> None:
+    """With --security-hub-import the scan still reads only; the import adds BatchImportFindings and nothing else."""
+    script = tmp_path / "hooked.py"
+    script.write_text(HOOKED_DEMO)
+    record = tmp_path / "calls.json"
+    proc = subprocess.run([sys.executable, str(script), str(record), "--demo", "--output-dir", str(tmp_path / "out"),
+                           "-q", "--format", "json", "--security-hub-import",
+                           "--security-hub-role-name", "OrganizationAccountAccessRole"],
+                          env=cli_env(None), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode in (1, 3), proc.stderr[-3000:]
+    calls = [tuple(c) for c in json.loads(record.read_text())]
+    writes = {(s, op) for s, op, _ in calls if not is_read(s, op)}
+    assert writes == WRITE_WHEN_ASKED
+    assert "securityhub:BatchImportFindings" not in collectors.required_actions()  # never in the audit role

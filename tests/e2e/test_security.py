@@ -272,7 +272,8 @@ def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pyt
     out = tmp_path / "out"
     rc = main(["--from-facts", str(facts), "--format", ",".join(FORMATS), "--output-dir", str(out), "-q", "-q"])
     assert rc == 1
-    assert sorted(written) == sorted(out / FORMATS[f][0] for f in FORMATS)
+    from audit_bedrock.reports import outputs
+    assert sorted(written) == sorted(out / name for f in FORMATS for name, _ in outputs(f))
     assert sorted(out.iterdir()) == sorted(written)
 
 

@@ -216,8 +216,12 @@ def test_gzip_size_limit_keeps_the_most_severe() -> None:
     assert ranks == sorted(ranks) and ranks[0] == 0
     assert run["properties"]["omittedFindings"] == 400 - len(kept)
     assert "gzipped" in run["properties"]["truncationReason"]
-    # one more result would not have fitted
-    bigger = to_sarif(_many(400), context(), max_results=len(kept) + 1)
+    # one more result would not have fitted (the same document, truncation note included, with one more result)
+    from audit_bedrock.reports.sarif import _document, _encode, _ordered
+    result = _many(400)
+    ordered = _ordered(result.findings)
+    bigger = _encode(_document(result, context(), ordered[:len(kept) + 1], 400 - len(kept) - 1,
+                               run["properties"]["truncationReason"]))
     assert len(gzip.compress(bigger, mtime=0)) > limit
 
 

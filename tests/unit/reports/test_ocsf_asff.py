@@ -1,0 +1,262 @@
+"""OCSF and ASFF renderers, validated with the ecosystem's own validators; the Security Hub importer on moto."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.session import get_session
+from botocore.validate import ParamValidator
+from moto import mock_aws
+from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+
+from audit_bedrock.reports import FORMATS, outputs
+from audit_bedrock.reports.asff import findings as asff_findings
+from audit_bedrock.reports.asff import render as render_asff
+from audit_bedrock.reports.ocsf import render as render_ocsf
+from audit_bedrock.reports.securityhub import MAX_BATCH, import_findings
+from tests.support.report_samples import DEV, EVIL, PROD, context, finding, sample_result
+
+# botocore's own model of the request: securityhub service-2.json, operation BatchImportFindings
+# (input shape BatchImportFindingsRequest, Findings: list of AwsSecurityFinding).
+_SECURITYHUB = get_session().get_service_model("securityhub")
+_IMPORT_INPUT = _SECURITYHUB.operation_model("BatchImportFindings").input_shape
+MAX_FINDING_BYTES = 240 * 1024  # API reference, BatchImportFindings: "The maximum allowed size for a finding is 240 Kb"
+
+
+def validate_import(batch: list[dict[str, Any]]) -> None:
+    report = ParamValidator().validate({"Findings": batch}, _IMPORT_INPUT)
+    assert not report.has_errors(), report.generate_report()
+
+
+def by_id(items: list[dict[str, Any]], key: Any) -> dict[str, dict[str, Any]]:
+    return {key(i): i for i in items}
+
+
+def test_formats_are_registered() -> None:
+    assert FORMATS["ocsf"][0] == "findings.ocsf.json"
+    assert FORMATS["asff"][0] == "findings.asff.json"
+    assert [name for name, _ in outputs("fix")] == ["fix-plan.json", "fix-plan.sh"]
+
+
+# --- OCSF ---------------------------------------------------------------------------------------------
+
+def test_ocsf_items_validate_with_the_library_model() -> None:
+    result = sample_result(baseline=True)
+    items = json.loads(render_ocsf(result, context("prev.json")))
+    assert len(items) == len(result.findings) + len(result.fixed)
+    for item in items:
+        ev = DetectionFinding.model_validate(item)
+        assert ev.class_uid == 2004 and ev.category_uid == 2
+        assert ev.type_uid == 200400 + ev.activity_id
+    assert {i["finding_info"]["uid"] for i in items} == {f.id for f in (*result.findings, *result.fixed)}
+
+
+@pytest.mark.parametrize(("rule", "account", "expect"), [
+    pytest.param("BIL-012", EVIL, {"severity_id": 4, "status_id": 1, "status": "New", "activity_id": 1},
+                 id="new-open-high"),
+    pytest.param("SCAN-001", "444444444444", {"severity_id": 4, "status_id": 99, "status": "Unchanged",
+                                              "activity_id": 2}, id="unchanged"),
+    pytest.param("BIL-003", DEV, {"severity_id": 3, "status_id": 1}, id="medium"),
+    pytest.param("BIL-010", EVIL, {"severity_id": 2}, id="low-account-scope"),
+])
+def test_ocsf_mapping(rule: str, account: str, expect: dict[str, Any]) -> None:
+    result = sample_result(baseline=True)
+    items = by_id(json.loads(render_ocsf(result, context())), lambda i: i["finding_info"]["uid"])
+    f = next(f for f in result.findings if f.rule_id == rule and f.account_id == account)
+    item = items[f.id]
+    for key, value in expect.items():
+        assert item[key] == value, key
+    assert item["finding_info"]["analytic"]["uid"] == rule
+    res = item["resources"][0]
+    assert res["uid"] == f.resource and res["group"]["uid"] == account
+    assert item["cloud"]["provider"] == "AWS" and item["cloud"]["account"]["uid"] == account
+    assert item["cloud"]["org"]["uid"] == "o-abc123"
+    assert item["remediation"]["desc"]
+    if f.region:
+        assert res["region"] == f.region
+
+
+def test_ocsf_suppressed_and_fixed() -> None:
+    result = sample_result(baseline=True)
+    items = json.loads(render_ocsf(result, context()))
+    sup = next(f for f in result.findings if f.status == "suppressed")
+    states = {i["finding_info"]["uid"]: (i["status_id"], i["activity_id"]) for i in items}
+    assert states[sup.id] == (3, 2)  # Suppressed, Update
+    assert states[result.fixed[0].id] == (4, 3)  # Resolved, Close
+
+
+def test_ocsf_resource_types() -> None:
+    items = json.loads(render_ocsf(sample_result(), context()))
+    types = {i["resources"][0]["uid"].split(":")[2]: i["resources"][0]["type"] for i in items}
+    assert types["logs"] == "AWS::Logs::LogGroup"
+    assert types["iam"] == "AWS::IAM::Role"
+    assert types["bedrock"] == "AWS::Bedrock::ModelInvocationLoggingConfiguration"
+
+
+# --- ASFF ---------------------------------------------------------------------------------------------
+
+def test_asff_is_valid_batch_import_input() -> None:
+    result = sample_result(baseline=True)
+    items = json.loads(render_asff(result, context()))
+    assert len(items) == len(result.findings) + len(result.fixed)
+    for start in range(0, len(items), MAX_BATCH):
+        validate_import(items[start:start + MAX_BATCH])
+    for item in items:
+        assert len(json.dumps(item).encode()) < MAX_FINDING_BYTES
+
+
+def test_asff_validator_can_fail() -> None:
+    item = json.loads(render_asff(sample_result(), context()))[0]
+    del item["Resources"]
+    with pytest.raises(AssertionError, match="Resources"):
+        validate_import([item])
+
+
+@pytest.mark.parametrize(("select", "expect"), [
+    pytest.param(lambda r: next(f for f in r.findings if f.rule_id == "BIL-012"),
+                 {"Compliance": "FAILED", "Workflow": "NEW", "RecordState": "ACTIVE", "Label": "HIGH",
+                  "Type": "AwsS3Bucket", "Region": "us-east-1"}, id="open"),
+    pytest.param(lambda r: next(f for f in r.findings if f.status == "suppressed"),
+                 {"Compliance": "FAILED", "Workflow": "SUPPRESSED", "RecordState": "ACTIVE", "Label": "MEDIUM",
+                  "Type": "Other"}, id="suppressed"),
+    pytest.param(lambda r: r.fixed[0],
+                 {"Compliance": "PASSED", "Workflow": "RESOLVED", "RecordState": "ARCHIVED", "Label": "HIGH"},
+                 id="fixed"),
+    pytest.param(lambda r: next(f for f in r.findings if f.rule_id == "BIL-010"),
+                 {"Label": "LOW", "Type": "AwsIamRole", "Region": "eu-central-1"}, id="account-scope-home-region"),
+])
+def test_asff_fields(select: Any, expect: dict[str, str]) -> None:
+    result = sample_result(baseline=True)
+    ctx = replace(context(), home_region="eu-central-1")
+    f = select(result)
+    item = by_id(asff_findings(result, ctx), lambda i: i["Id"])[f.id]
+    got = {"Compliance": item["Compliance"]["Status"], "Workflow": item["Workflow"]["Status"],
+           "RecordState": item["RecordState"], "Label": item["Severity"]["Label"],
+           "Type": item["Resources"][0]["Type"], "Region": item["Region"]}
+    assert {k: got[k] for k in expect} == expect
+    region = item["Region"]
+    assert item["ProductArn"] == f"arn:aws:securityhub:{region}:{f.account_id}:product/{f.account_id}/default"
+    assert item["AwsAccountId"] == f.account_id and item["Id"] == f.id
+    assert item["Remediation"]["Recommendation"]["Text"]
+    assert item["FindingProviderFields"]["Severity"]["Label"] == item["Severity"]["Label"]
+
+
+def test_asff_clips_long_text_to_the_limits() -> None:
+    result = sample_result()
+    long = replace(result.findings[0], message="x" * 5000, title="t" * 400)
+    item = asff_findings(replace(result, findings=(long,)), context())[0]
+    assert len(item["Description"]) == 1024 and len(item["Title"]) == 256
+    validate_import([item])
+
+
+# --- Security Hub import (moto) -----------------------------------------------------------------------
+
+def _many(n: int) -> list[dict[str, Any]]:
+    result = sample_result()
+    base = next(f for f in result.findings if f.rule_id == "BIL-004" and f.account_id == PROD)
+    fs = [replace(base, id=f"{i:032x}", resource=f"{base.resource}-{i}") for i in range(n)]
+    return asff_findings(replace(result, findings=tuple(fs), fixed=()), context())
+
+
+class Recording:
+    """A real (moto) client that records each batch's size and can fail chosen ids on the first attempts."""
+
+    def __init__(self, client: Any, flaky: dict[str, int] | None = None) -> None:
+        self.client = client
+        self.flaky = dict(flaky or {})
+        self.sizes: list[int] = []
+
+    def batch_import_findings(self, Findings: list[dict[str, Any]]) -> dict[str, Any]:
+        self.sizes.append(len(Findings))
+        fail = [f for f in Findings if self.flaky.get(f["Id"], 0) > 0]
+        for f in fail:
+            self.flaky[f["Id"]] -= 1
+        ok = [f for f in Findings if f not in fail]
+        reply: dict[str, Any] = self.client.batch_import_findings(Findings=ok) if ok else \
+            {"FailedCount": 0, "SuccessCount": 0, "FailedFindings": []}
+        # Shape ImportFindingsError: Id, ErrorCode, ErrorMessage (securityhub service-2.json)
+        reply["FailedFindings"] = [*reply.get("FailedFindings", []),
+                                   *({"Id": f["Id"], "ErrorCode": "InternalException", "ErrorMessage": "try again"}
+                                     for f in fail)]
+        reply["FailedCount"] = len(reply["FailedFindings"])
+        return reply
+
+
+@mock_aws
+def test_import_batches_of_at_most_100_and_reimport_updates() -> None:
+    client = boto3.client("securityhub", region_name="us-east-1")
+    client.enable_security_hub()
+    rec = Recording(client)
+    items = _many(250)
+    report = import_findings(items, lambda account, region: rec, sleep=lambda s: None)
+    assert rec.sizes == [100, 100, 50]
+    assert report.imported == 250 and not report.failed and report.calls == 3
+    got = client.get_findings(MaxResults=100)
+    assert len(got["Findings"]) == 100  # moto pages; the total is checked below
+    again = import_findings(items, lambda account, region: rec, sleep=lambda s: None)
+    assert again.imported == 250
+    total, token = 0, None
+    while True:
+        page = client.get_findings(MaxResults=100, **({"NextToken": token} if token else {}))
+        total += len(page["Findings"])
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert total == 250  # same Id: updated, not duplicated
+
+
+@pytest.mark.parametrize(("failures", "attempts", "imported", "failed", "calls"), [
+    pytest.param(1, 3, 5, 0, 2, id="retried-once"),
+    pytest.param(2, 3, 5, 0, 3, id="retried-twice"),
+    pytest.param(5, 3, 4, 1, 3, id="reported-after-last-attempt"),
+])
+@mock_aws
+def test_import_retries_failed_findings(failures: int, attempts: int, imported: int, failed: int,
+                                        calls: int) -> None:
+    client = boto3.client("securityhub", region_name="us-east-1")
+    client.enable_security_hub()
+    items = _many(5)
+    rec = Recording(client, flaky={items[2]["Id"]: failures})
+    pauses: list[float] = []
+    report = import_findings(items, lambda account, region: rec, attempts=attempts, sleep=pauses.append)
+    assert (report.imported, len(report.failed), report.calls) == (imported, failed, calls)
+    if failed:
+        assert report.failed[0].id == items[2]["Id"] and report.failed[0].code == "InternalException"
+    assert len(pauses) == calls - 1
+
+
+@mock_aws
+def test_import_uses_each_accounts_own_client_and_region() -> None:
+    result = sample_result()
+    items = asff_findings(result, context())
+    asked: list[tuple[str, str]] = []
+
+    def client_for(account: str, region: str) -> Any:
+        asked.append((account, region))
+        c = boto3.client("securityhub", region_name=region)
+        return c
+
+    report = import_findings(items, client_for, sleep=lambda s: None)
+    assert report.imported == len(items)
+    assert sorted(asked) == sorted({(i["AwsAccountId"], i["Region"]) for i in items})
+
+
+@mock_aws
+def test_import_reports_a_client_that_cannot_be_had() -> None:
+    items = _many(3)
+
+    def client_for(account: str, region: str) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to assume"}}, "AssumeRole")
+
+    report = import_findings(items, client_for, sleep=lambda s: None)
+    assert report.imported == 0 and {f.code for f in report.failed} == {"AccessDenied"} and len(report.failed) == 3
+
+
+def test_finding_helper_is_shared() -> None:  # keeps the sample's ids: fingerprints, not positions
+    f = finding("BIL-012", "high", PROD, "p", "us-east-1", "arn:aws:s3:::b")
+    assert len(f.id) == 32
