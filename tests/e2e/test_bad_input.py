@@ -303,7 +303,7 @@ CASES = [
     pytest.param(Case({}, ["--exclude-accounts", "12345678901x"], ["--exclude-accounts", "12-digit"]),
                  id="flag-bad-excluded-account"),
     pytest.param(Case({}, ["--max-workers", "0"], ["--max-workers"]), id="flag-bad-max-workers"),
-    pytest.param(Case({}, ["--fail-on", "severe"], ["--fail-on", "invalid choice"]), id="flag-bad-fail-on"),
+    pytest.param(Case({}, ["--fail-on", "severe"], ["--fail-on", "is not one of"]), id="flag-bad-fail-on"),
     pytest.param(Case(OK_FACTS, ["--from-facts", "{tmp}/ok-facts.json", "--save-facts", "{tmp}/saved.json"],
                       ["--save-facts and --from-facts"]), id="flag-save-and-from-facts"),
 ]

@@ -56,7 +56,7 @@ def region_doc() -> dict[str, Any]:
                     "s3": {"bucket": "team-scratch", "prefix": "bedrock"},
                     "cloudwatch": {"log_group": "/bedrock/invocations", "role_arn": ROLE_ARN, "large_data": None}},
         "log_group": {"name": "/bedrock/invocations", "arn": GROUP_ARN, "exists": True, "retention_days": 30,
-                      "kms_key_id": KEY_ARN},
+                      "kms_key_id": KEY_ARN, "deletion_protection": True},  # protected: BIL-025 is not under test
         "buckets": [bucket], "kms_keys": [], "usage": None,
     }
 
