@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 
 WORST_ACCOUNTS = 5
 RULE_ROWS = 15
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~-])")
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 def cell(text: object) -> str:
-    """`text` safe inside a Markdown table cell: one line, Markdown and HTML characters escaped."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """`text` safe inside a Markdown table cell: one line, Markdown characters backslash-escaped, the HTML ones
+    as entities (no `<` is left for GitHub to read as a tag)."""
+    escaped = _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return re.sub(r"[&<>]", lambda m: _HTML[m.group(0)], escaped)
 
 
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
