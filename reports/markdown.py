@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 WORST_ACCOUNTS = 5
 RULE_ROWS = 15
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
+# Inside a table cell (never at a line's start) these are the characters GFM gives a meaning: emphasis, code,
+# links and images, strikethrough, the cell separator, the escape itself.
+_SPECIAL = re.compile(r"([\\`*_\[\]()!|~])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 

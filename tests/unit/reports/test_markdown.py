@@ -13,6 +13,8 @@ from tests.support.report_samples import HOSTILE, context, sample_result
     pytest.param("a | b", r"a \| b", id="pipe"),
     pytest.param("R&D *bold* `code`", r"R&amp;D \*bold\* \`code\`", id="markdown-and-amp"),
     pytest.param("two\nlines", "two lines", id="one-line"),
+    pytest.param("data-science #1 +x", "data-science #1 +x", id="harmless-mid-cell"),
+    pytest.param("![i](javascript:x)", r"\!\[i\]\(javascript:x\)", id="image-link"),
 ])
 def test_cell(text: str, md: str) -> None:
     assert cell(text) == md
