@@ -8,22 +8,24 @@ from typing import TYPE_CHECKING
 
 from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
 from audit_bedrock.model import Finding, ScanResult
+from audit_bedrock.reports.words import plural
 
 if TYPE_CHECKING:
     from audit_bedrock.reports import RenderContext
 
 WORST_ACCOUNTS = 5
 RULE_ROWS = 15
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~-])")
+# Inside a table cell (never at a line's start) these are the characters GFM gives a meaning: emphasis, code,
+# links and images, strikethrough, the cell separator, the escape itself.
+_SPECIAL = re.compile(r"([\\`*_\[\]()!|~])")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 def cell(text: object) -> str:
-    """`text` safe inside a Markdown table cell: one line, Markdown and HTML characters escaped."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    """`text` safe inside a Markdown table cell: one line, Markdown characters backslash-escaped, the HTML ones
+    as entities (no `<` is left for GitHub to read as a tag)."""
+    escaped = _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return re.sub(r"[&<>]", lambda m: _HTML[m.group(0)], escaped)
 
 
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
@@ -40,7 +42,7 @@ def render(result: ScanResult, ctx: RenderContext) -> bytes:
               "| " + " | ".join(str(counts[s]) for s in SEVERITIES) + " |", ""]
     if result.fixed or any(f.baseline == "unchanged" for f in result.findings):
         new = sum(1 for f in open_ if f.baseline == "new")
-        lines += [f"Against the baseline: {new} new, {_plural(len(result.fixed), 'finding')} fixed.", ""]
+        lines += [f"Against the baseline: {new} new, {plural(len(result.fixed), 'finding')} fixed.", ""]
     names = {a.id: a.name for a in m.accounts}
     worst: Counter[str] = Counter(f.account_id for f in open_)
     rank: dict[str, int] = {}
@@ -55,15 +57,16 @@ def render(result: ScanResult, ctx: RenderContext) -> bytes:
     for f in open_:
         by_rule[f.rule_id].append(f)
     if by_rule:
-        lines += ["### Findings by rule", "", "| rule | severity | title | accounts |", "| --- | --- | --- | --- |"]
+        lines += ["### Findings by rule", "", "| rule | worst open finding | title | accounts |",
+                  "| --- | --- | --- | --- |"]
         order = sorted(by_rule, key=lambda r: (min(SEVERITY_RANK[f.severity] for f in by_rule[r]), r))
         for rid in order[:RULE_ROWS]:
             fs = by_rule[rid]
             sev = SEVERITIES[min(SEVERITY_RANK[f.severity] for f in fs)]
             accounts = len({f.account_id for f in fs})
-            lines.append(f"| {cell(rid)} | {sev} | {cell(fs[0].title)} | {_plural(accounts, 'account')} |")
+            lines.append(f"| {cell(rid)} | {sev} | {cell(fs[0].title)} | {plural(accounts, 'account')} |")
         if len(order) > RULE_ROWS:
             lines.append(f"| ... | | {len(order) - RULE_ROWS} more rules: see the HTML report | |")
         lines.append("")
-    lines.append(f"<sub>audit-bedrock {cell(ctx.version)}; {_plural(m.api_calls, 'API call')}</sub>")
+    lines.append(f"<sub>audit-bedrock {cell(ctx.version)}; {plural(m.api_calls, 'API call')}</sub>")
     return ("\n".join(lines) + "\n").encode()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
 from audit_bedrock.errors import printable
 from audit_bedrock.model import Finding, ScanResult
+from audit_bedrock.reports.words import plural
 
 if TYPE_CHECKING:
     from audit_bedrock.reports.history import RunPoint
@@ -72,8 +73,8 @@ def render_summary(result: ScanResult, written: list[str], out: TextIO | None = 
     skipped = sum(1 for a in m.accounts if a.status == "skipped")
     interrupted = sum(1 for a in m.accounts if a.status == "interrupted")
     stopped = f", {interrupted} interrupted" if interrupted else ""
-    print(f"audit-bedrock: {scanned} account(s) scanned, {errors} error, {skipped} skipped{stopped}; "
-          f"{len(m.regions)} region(s); {m.api_calls} API calls", file=out)
+    print(f"audit-bedrock: {plural(scanned, 'account')} scanned, {plural(errors, 'error')}, {skipped} skipped"
+          f"{stopped}; {plural(len(m.regions), 'region')}; {plural(m.api_calls, 'API call')}", file=out)
     counts = result.summary()
     cells = []
     for sev in SEVERITIES:

@@ -145,3 +145,24 @@ def test_min_severity_and_the_markdown_summary(tmp_path: Path, capsys: pytest.Ca
     md = (tmp_path / "summary.md").read_text()
     assert md.startswith("## audit-bedrock") and "| critical | high | medium | low | info |" in md
     assert "<script" not in md  # names from AWS are escaped
+
+
+@pytest.mark.parametrize(("args", "code", "stream", "wanted"), [
+    pytest.param(["--explain", "NOPE"], 2, "err", "--list-rules", id="unknown-rule-one-line"),
+    pytest.param(["--explain", "bil-004"], 0, "out", "severity_when", id="case-insensitive-severity-when"),
+    pytest.param(["--explain", "BIL-001"], 0, "out", "Remediation:", id="no-severity-when"),
+])
+def test_explain_on_the_command_line(args: list[str], code: int, stream: str, wanted: str,
+                                     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--explain wraps to the terminal (shutil.get_terminal_size reads COLUMNS first); an unknown rule is one
+    line, exit 2, pointing to --list-rules."""
+    monkeypatch.setenv("COLUMNS", "60")
+    assert cli.main(args) == code
+    captured = capsys.readouterr()
+    text = captured.err if stream == "err" else captured.out
+    assert wanted in text
+    if code:
+        assert len(text.strip().splitlines()) == 1 and not captured.out
+    else:
+        assert all(len(line) <= 60 for line in text.splitlines() if not line.startswith("  http"))
+        assert ("severity_when" in text) is (args[1].upper() == "BIL-004")  # BIL-001 has none
