@@ -115,6 +115,8 @@ class View:
     unchanged_count: int = 0
     cells_scanned: int = 0  # account-regions read
     cells_logging: int = 0  # ...of which logging is on
+    cells_delivering: int = 0  # ...of which Bedrock was used and the logs arrive (BIL-022's evidence)
+    cells_not_delivering: int = 0  # ...of which Bedrock was used and nothing arrives
     worst_accounts: list[dict[str, Any]] = field(default_factory=list)
     fix_first: list[dict[str, Any]] = field(default_factory=list)
     rule_options: list[tuple[str, str]] = field(default_factory=list)  # the rule filter's (id, title)
@@ -316,6 +318,8 @@ def _first_screen(v: View, opens: list[Finding]) -> None:
     the critical and high findings (rules ordered by how many such findings each accounts for)."""
     scanned = [c for c in v.result.coverage if c.status == "scanned"]
     v.cells_scanned, v.cells_logging = len(scanned), sum(1 for c in scanned if c.logging_enabled)
+    v.cells_delivering = sum(1 for c in scanned if c.logging_enabled and c.delivering is True)
+    v.cells_not_delivering = sum(1 for c in scanned if c.logging_enabled and c.delivering is False)
     urgent: dict[str, list[Finding]] = {}
     for f in opens:
         if SEVERITY_RANK[f.severity] <= SEVERITY_RANK["high"]:

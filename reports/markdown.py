@@ -37,7 +37,14 @@ def render(result: ScanResult, ctx: RenderContext) -> bytes:
     enabled = sum(1 for c in scanned if c.logging_enabled)
     lines = ["## audit-bedrock: Bedrock model invocation logging", ""]
     verdict = "complete" if not m.incomplete else "**incomplete** (see the SCAN-* findings)"
-    lines += [f"Logging is on in **{enabled} of {len(scanned)}** scanned account-regions; the scan is {verdict}.", ""]
+    delivering = sum(1 for c in scanned if c.logging_enabled and c.delivering is True)
+    silent = sum(1 for c in scanned if c.logging_enabled and c.delivering is False)
+    evidence = ""
+    if delivering or silent:  # BIL-022's evidence, worded as the HTML headline words it
+        evidence = f" Where Bedrock was used, {delivering} delivering"
+        evidence += f", {silent} not delivering." if silent else "."
+    lines += [f"Logging is on in **{enabled} of {len(scanned)}** scanned account-regions; the scan is {verdict}."
+              + evidence, ""]
     lines += ["| " + " | ".join(SEVERITIES) + " |", "|" + " --- |" * len(SEVERITIES),
               "| " + " | ".join(str(counts[s]) for s in SEVERITIES) + " |", ""]
     if result.fixed or any(f.baseline == "unchanged" for f in result.findings):

@@ -505,7 +505,7 @@ def seed_demo_evidence(org: Organization, ids: dict[str, str], member: Callable[
     except to BedrockLoggingAdmin, its buckets are versioned with Object Lock, its log group has deletion
     protection (the proxy's answer: moto has none). data-science us-east-1 and ml-platform us-west-2 are used
     and receive nothing (BIL-022); the Payments OU's SCP denies only the deletion (BIL-024 names Put as open);
-    payments-prod's eu-west-1 logging was deleted (BIL-023, the proxy's LookupEvents answer); every other
+    sandbox's eu-west-1 logging was deleted (BIL-023, the proxy's LookupEvents answer); every other
     bucket and log group is erasable (BIL-025).
     """
     org.mgmt("organizations").enable_policy_type(RootId=org.root, PolicyType="SERVICE_CONTROL_POLICY")

@@ -108,17 +108,17 @@ class EvidenceAnswers:
 def demo_answers(ids: dict[str, str], today: dt.date | None = None) -> EvidenceAnswers:
     """What the proxy answers for the demo organization (`ids`: account name -> id).
 
-    payments-prod's eu-west-1 logging was deleted by an SSO administrator five days ago (BIL-023), after a
+    sandbox's eu-west-1 logging was deleted by an SSO administrator five days ago (BIL-023), after a
     developer's attempt that failed the day before (not a deletion); security-tooling's log group has
     deletion protection. Times are whole days before `today`, so every proxy of one estate answers alike.
     """
     day = today or dt.datetime.now(dt.UTC).date()
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     answers = EvidenceAnswers(caller=ids["management"])
-    answers.add_deletion(ids["payments-prod"], "eu-west-1", midnight - dt.timedelta(days=5) + dt.timedelta(
+    answers.add_deletion(ids["sandbox"], "eu-west-1", midnight - dt.timedelta(days=5) + dt.timedelta(
         hours=7, minutes=52, seconds=29), role="aws-reserved/sso.amazonaws.com/AWSReservedSSO_AdministratorAccess_"
         "5e0c0c2b1a9f", session="jane.doe")
-    answers.add_deletion(ids["payments-prod"], "eu-west-1", midnight - dt.timedelta(days=6) + dt.timedelta(hours=15),
-                         role="PaymentsDeveloper", session="ci-bot", error_code="AccessDenied")
+    answers.add_deletion(ids["sandbox"], "eu-west-1", midnight - dt.timedelta(days=6) + dt.timedelta(hours=15),
+                         role="SandboxDeveloper", session="ci-bot", error_code="AccessDenied")
     answers.protected_log_groups.add((ids["security-tooling"], "us-east-1", "/bedrock/invocations"))
     return answers

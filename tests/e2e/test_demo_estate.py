@@ -67,10 +67,10 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-020", "sandbox", "us-west-2", "high"),
     ("BIL-001", "sandbox", "eu-west-1", "high"),
     # The evidence rules. BIL-022: used, and nothing arrives (an empty bucket; a log group without the
-    # Bedrock stream). BIL-023: payments-prod's eu-west-1 logging was deleted by an SSO administrator.
+    # Bedrock stream). BIL-023: sandbox's eu-west-1 logging was deleted by an SSO administrator.
     ("BIL-022", "data-science", "us-east-1", "high"),
     ("BIL-022", "ml-platform", "us-west-2", "high"),
-    ("BIL-023", "payments-prod", "eu-west-1", "high"),
+    ("BIL-023", "sandbox", "eu-west-1", "high"),
     # BIL-024: no SCP protects these accounts (payments-prod's OU denies only the deletion); the management
     # account is never covered (info). security-tooling's SCP denies both changes.
     ("BIL-024", "management", None, "info"),
@@ -81,6 +81,7 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     # BIL-025: every bucket and log group outside security-tooling can be erased.
     ("BIL-025", "payments-prod", "us-east-1", "low"),
     ("BIL-025", "payments-prod", "us-west-2", "low"),
+    ("BIL-025", "payments-prod", "eu-west-1", "low"),
     ("BIL-025", "data-science", "us-east-1", "low"),
     ("BIL-025", "data-science", "us-west-2", "low"),
     ("BIL-025", "data-science", "eu-west-1", "low"),
@@ -138,8 +139,8 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
                      "--format", "json", "--save-facts", str(tmp_path / "facts.json"), "-q"])
         answered = [s for s in proxy.seen() if s.outcome == "answered"]
     assert code == 1
-    # One LookupEvents per region with logging off (management 3, payments-prod 1, sandbox 3), none forwarded.
-    assert [s.operation for s in answered] == ["LookupEvents"] * 7
+    # One LookupEvents per region with logging off (management 3, sandbox 2), none forwarded.
+    assert [s.operation for s in answered] == ["LookupEvents"] * 5
     assert "identical AWS request" not in caplog.text  # no request was made twice
     doc = json.loads((out / "findings.json").read_text())
     check(doc, names)

@@ -401,3 +401,27 @@ def test_rules_table_labels_the_default_and_the_worst_open_severity() -> None:
     assert rows["BIL-004"].find("td", cls="default-sev").text() == CATALOG["BIL-004"]["severity"] == "medium"
     assert rows["BIL-004"].find("td", cls="worst-sev").text() == "high"
     assert rows["BIL-004"].find("a").attrs["href"] == "#rule-BIL-004"
+
+
+@pytest.mark.parametrize(("delivering", "expected"), [
+    pytest.param((None, None), None, id="no-use-no-evidence-sentence"),
+    pytest.param((True, True), "Where Bedrock was used, 2 delivering.", id="all-delivering"),
+    pytest.param((True, False), "Where Bedrock was used, 1 delivering, 1 not delivering (BIL-022).", id="one-silent"),
+    pytest.param((False, False), "Where Bedrock was used, 0 delivering, 2 not delivering (BIL-022).", id="all-silent"),
+])
+def test_headline_says_how_many_deliver(delivering: tuple[bool | None, bool | None], expected: str | None) -> None:
+    """issue 13: 'logging on in N of M account-regions; K delivering' (BIL-022's evidence in the coverage)."""
+    from audit_bedrock.model import Coverage
+    from audit_bedrock.reports.markdown import render as render_md
+
+    cells = tuple(Coverage("111111111111", region, "scanned", logging_enabled=True, delivering=d)
+                  for region, d in zip(("us-east-1", "eu-west-1"), delivering, strict=True))
+    result = replace(sample_result(), coverage=cells)
+    headline = " ".join(parse_html(render(result, context()).decode()).find(id="headline").text().split())
+    assert headline.startswith("Logging is on in 2 of 2 account-regions scanned.")
+    md = render_md(result, context()).decode()
+    if expected is None:
+        assert "Where Bedrock was used" not in headline and "Where Bedrock was used" not in md
+    else:
+        assert headline.endswith(expected)
+        assert expected.replace(" (BIL-022)", "") in md
