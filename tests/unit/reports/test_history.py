@@ -1,4 +1,4 @@
-"""Trends over runs: the history loader (folder and S3 runs/ layout), the inline SVG, the summary line, SARIF scope."""
+"""Trends over runs: the history loader (folder and S3 runs/ layout), the inline SVG, the summary line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from audit_bedrock.model import Coverage
 from audit_bedrock.reports.history import RunPoint, load_history, point_from_document, point_from_result, series
 from audit_bedrock.reports.html import render_text
 from audit_bedrock.reports.json_report import to_document
-from audit_bedrock.reports.sarif import automation_id, scope_key, to_sarif
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.reports.trend import coverage_chart, severity_chart
 from tests.support.report_samples import HOSTILE, context, parse_html, sample_result
@@ -174,42 +173,6 @@ def test_summary_without_history_says_nothing_about_it() -> None:
     out = io.StringIO()
     render_summary(sample_result(), [], out=out, colour=False)
     assert "since last run" not in out.getvalue()
-
-
-# --- SARIF: informationUri and the scanned scope --------------------------------------------------------------
-
-@pytest.mark.parametrize(("kw", "expected"), [
-    pytest.param({}, "", id="whole-org"),
-    pytest.param({"ous": ["ou-b-2", "ou-a-1"]}, "ou-a-1+ou-b-2", id="ous-sorted"),
-    pytest.param({"accounts": ["2", "1"]}, None, id="accounts-digest"),
-    pytest.param({"exclude": ["1"]}, None, id="excluded"),
-])
-def test_scope_key(kw: dict[str, Any], expected: str | None) -> None:
-    key = scope_key(**kw)
-    if expected is not None:
-        assert key == expected
-    else:
-        assert key and "/" not in key and key == scope_key(**{k: list(reversed(v)) for k, v in kw.items()})
-
-
-def test_subset_scans_get_their_own_category() -> None:
-    result = sample_result()
-    whole = automation_id(result)
-    ou = automation_id(result, scope_key(ous=["ou-abcd-1"]))
-    accts = automation_id(result, scope_key(accounts=["111111111111", "222222222222"]))
-    assert whole == "audit-bedrock/o-abc123/"
-    assert ou == "audit-bedrock/o-abc123/ou-abcd-1/"
-    assert len({whole, ou, accts}) == 3 and all(x.endswith("/") for x in (ou, accts))
-    doc = json.loads(to_sarif(result, replace(context(), scope=scope_key(ous=["ou-abcd-1"]))))
-    run = doc["runs"][0]
-    assert run["automationDetails"]["id"] == ou
-    assert run["tool"]["driver"]["informationUri"].startswith("https://")
-
-
-def test_single_account_keeps_its_own_category() -> None:
-    result = sample_result()
-    one = replace(result, meta=replace(result.meta, accounts=result.meta.accounts[:1]))
-    assert automation_id(one, scope_key(accounts=["111111111111"])) == "audit-bedrock/111111111111/"
 
 
 def test_coverage_fixture_shape() -> None:  # the sample has logging on somewhere, so the chart has a line
