@@ -260,3 +260,113 @@ def test_import_reports_a_client_that_cannot_be_had() -> None:
 def test_finding_helper_is_shared() -> None:  # keeps the sample's ids: fingerprints, not positions
     f = finding("BIL-012", "high", PROD, "p", "us-east-1", "arn:aws:s3:::b")
     assert len(f.id) == 32
+
+
+# --- Security Hub import: each response shape of BatchImportFindings, through botocore's Stubber -------------------
+# The Stubber checks each request against botocore's BatchImportFindingsRequest (the client's own ParamValidator, and
+# `expected_params`) and each canned response against BatchImportFindingsResponse {FailedCount, SuccessCount,
+# FailedFindings: ImportFindingsErrorList of ImportFindingsError {Id, ErrorCode, ErrorMessage}} (securityhub
+# service-2.json). Whole-call errors are the operation's declared errors: InternalException, InvalidInputException,
+# LimitExceededException, InvalidAccessException.
+
+def _ok(ids: list[str], failed: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+    """A BatchImportFindingsResponse for a call with `ids`, `failed` ids refused with (ErrorCode, ErrorMessage)."""
+    failed = failed or {}
+    return {"FailedCount": len(failed), "SuccessCount": len(ids) - len(failed),
+            "FailedFindings": [{"Id": i, "ErrorCode": c, "ErrorMessage": m} for i, (c, m) in failed.items()]}
+
+
+INTERNAL = ("InternalFailure", "Internal service failure")
+REFUSED = ("InvalidInput", "Finding does not adhere to Amazon Finding Format.")
+# (findings, [(positions sent in the call, its response or (error code, HTTP status))...], imported, failed codes)
+STUB_CASES: list[Any] = [
+    pytest.param(5, [(range(5), lambda ids: _ok(ids))], 5, {}, id="all-imported"),
+    pytest.param(5, [(range(5), lambda ids: _ok(ids, {ids[2]: INTERNAL})), ([2], lambda ids: _ok(ids))], 5, {},
+                 id="failed-finding-retried-alone"),
+    pytest.param(5, [(range(5), lambda ids: _ok(ids, {ids[1]: INTERNAL, ids[3]: INTERNAL})),
+                     ([1, 3], lambda ids: _ok(ids, {ids[1]: INTERNAL})), ([3], lambda ids: _ok(ids))], 5, {},
+                 id="retried-until-imported"),
+    pytest.param(5, [(range(5), lambda ids: _ok(ids, {ids[2]: INTERNAL})),
+                     ([2], lambda ids: _ok(ids, {ids[0]: INTERNAL})),
+                     ([2], lambda ids: _ok(ids, {ids[0]: INTERNAL}))], 4, {"InternalFailure": 1},
+                 id="reported-after-the-last-attempt"),
+    pytest.param(5, [(range(5), lambda ids: _ok(ids, {ids[4]: REFUSED}))], 4, {"InvalidInput": 1},
+                 id="refused-finding-not-retried"),
+    pytest.param(150, [(range(100), lambda ids: _ok(ids)), (range(100, 150), lambda ids: _ok(ids))], 150, {},
+                 id="batches-of-100"),
+    pytest.param(5, [(range(5), ("InvalidInputException", 400))], 0, {"InvalidInputException": 5},
+                 id="whole-call-invalid-input"),
+    pytest.param(5, [(range(5), ("InternalException", 500))], 0, {"InternalException": 5},
+                 id="whole-call-internal-reported"),
+    pytest.param(150, [(range(100), ("InvalidAccessException", 401))], 0, {"InvalidAccessException": 150},
+                 id="security-hub-not-enabled-stops-the-account-region"),
+]
+
+
+@pytest.mark.parametrize(("n", "calls", "imported", "failed"), STUB_CASES)
+def test_import_handles_each_response_shape(n: int, calls: list[Any], imported: int, failed: dict[str, int]) -> None:
+    from botocore.stub import Stubber
+
+    items = _many(n)
+    client = boto3.client("securityhub", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        for positions, reply in calls:
+            sent = [items[i] for i in positions]
+            ids = [f["Id"] for f in sent]
+            if callable(reply):
+                stub.add_response("batch_import_findings", reply(ids), {"Findings": sent})
+            else:
+                code, status = reply
+                stub.add_client_error("batch_import_findings", code, f"{code} for this call", status,
+                                      expected_params={"Findings": sent})
+        report = import_findings(items, lambda account, region: client, sleep=lambda s: None)
+        stub.assert_no_pending_responses()
+    assert report.imported == imported and report.calls == len(calls)
+    codes: dict[str, int] = {}
+    for f in report.failed:
+        codes[f.code] = codes.get(f.code, 0) + 1
+    assert codes == failed
+    assert not {f.id for f in report.failed} - {i["Id"] for i in items}
+    assert sum(c for *_, c, _m in report.failure_groups()) == len(report.failed)
+
+
+class Canned:
+    """A raw HTTP response for botocore's before-send hook: what Security Hub answers, without a network."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def test_throttling_is_retried_by_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The importer's client (Sessions, adaptive retries) retries a 429 ThrottlingException on its own: the importer
+    makes one call, the wire sees three. Error shape: rest-json, the code in X-Amzn-ErrorType (botocore parsers)."""
+    import time
+
+    from botocore.awsrequest import AWSResponse
+
+    from audit_bedrock.aws.clients import Sessions
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setattr(time, "sleep", lambda s: None)  # botocore's backoff (botocore.endpoint, retries.bucket)
+    sessions = Sessions(endpoint_url="http://127.0.0.1:9", max_pool=1)
+    items = _many(3)
+    sent: list[int] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(len(json.loads(request.body)["Findings"]))
+        if len(sent) <= 2:
+            return AWSResponse(request.url, 429, {"X-Amzn-ErrorType": "ThrottlingException:http://internal"},
+                               Canned(b'{"message": "Rate exceeded"}'))
+        return AWSResponse(request.url, 200, {}, Canned(json.dumps(_ok([i["Id"] for i in items])).encode()))
+
+    try:
+        client = sessions.client("securityhub", "us-east-1", sessions.caller_credentials(), PROD)
+        client.meta.events.register("before-send.securityhub.BatchImportFindings", answer)
+        report = import_findings(items, lambda account, region: client, sleep=lambda s: None)
+    finally:
+        sessions.close()
+    assert sent == [3, 3, 3] and report.calls == 1 and report.imported == 3 and not report.failed
