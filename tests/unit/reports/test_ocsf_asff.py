@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -28,9 +29,69 @@ _IMPORT_INPUT = _SECURITYHUB.operation_model("BatchImportFindings").input_shape
 MAX_FINDING_BYTES = 240 * 1024  # API reference, BatchImportFindings: "The maximum allowed size for a finding is 240 Kb"
 
 
+# The limits botocore's model states but its ParamValidator does not check (it checks types, required members and
+# minimums): each member's documented maximums, and each string shape's `pattern` (NonEmptyString: `.*\S.*`).
+_MAX_LENGTH = re.compile(r"Maximum (?:length )?of (\d+)(?: length)?")
+_MAX_ITEMS = re.compile(r"Maximum number of (\d+) items")
+_MAP_LIMITS = re.compile(r"up to (\d+) key-value pairs.*?key can contain up to (\d+) characters.*?value can contain "
+                         r"up to (\d+) characters", re.S)
+_NAMESPACES = re.compile(r"Valid namespace values are: ([^<]+)<")
+
+
+def _model_limits(value: Any, shape: Any, path: str, errors: list[str]) -> None:
+    doc = getattr(shape, "documentation", "") or ""
+    kind = shape.type_name
+    if kind == "structure":
+        for key, item in value.items():
+            _model_limits(item, shape.members[key], f"{path}.{key}", errors)
+    elif kind == "list":
+        m = _MAX_ITEMS.search(doc)
+        if m and len(value) > int(m.group(1)):
+            errors.append(f"{path}: {len(value)} items > {m.group(1)}")
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            errors.append(f"{path}: {len(value)} items > {shape.metadata['max']}")
+        for i, item in enumerate(value):
+            _model_limits(item, shape.member, f"{path}[{i}]", errors)
+    elif kind == "map":
+        m = _MAP_LIMITS.search(doc)
+        if m:
+            pairs, key_len, value_len = map(int, m.groups())
+            if len(value) > pairs:
+                errors.append(f"{path}: {len(value)} pairs > {pairs}")
+            errors += [f"{path}: key {k[:40]!r} > {key_len}" for k in value if len(k) > key_len]
+            errors += [f"{path}.{k}: value > {value_len}" for k, v in value.items() if len(v) > value_len]
+        for k, v in value.items():
+            _model_limits(k, shape.key, f"{path} key", errors)
+            _model_limits(v, shape.value, f"{path}.{k}", errors)
+    elif kind == "string":
+        m = _MAX_LENGTH.search(doc)
+        if m and len(value) > int(m.group(1)):
+            errors.append(f"{path}: {len(value)} characters > {m.group(1)}")
+        pattern = shape.metadata.get("pattern")
+        if pattern and not re.search(pattern, value):
+            errors.append(f"{path}: {value[:40]!r} does not match {pattern}")
+        if "enum" in shape.metadata and value not in shape.metadata["enum"]:
+            errors.append(f"{path}: {value!r} not in {shape.metadata['enum']}")
+
+
 def validate_import(batch: list[dict[str, Any]]) -> None:
+    """One BatchImportFindings request: botocore's ParamValidator, the model's limits, the finding type namespaces."""
     report = ParamValidator().validate({"Findings": batch}, _IMPORT_INPUT)
     assert not report.has_errors(), report.generate_report()
+    errors: list[str] = []
+    _model_limits({"Findings": batch}, _IMPORT_INPUT, "", errors)
+    finding_shape = _SECURITYHUB.shape_for("AwsSecurityFinding")
+    namespaces = {n.strip() for n in _NAMESPACES.search(finding_shape.members["Types"].documentation).group(1)
+                  .split("|")}  # type: ignore[union-attr]
+    for i, f in enumerate(batch):
+        errors += [f"[{i}].Types: {t!r}" for t in f.get("Types", []) if t.split("/")[0] not in namespaces
+                   or not 1 <= t.count("/") <= 2]
+        if not re.fullmatch(r"\d{12}", f["AwsAccountId"]):  # "Length Constraints: 12", an account id
+            errors.append(f"[{i}].AwsAccountId: {f['AwsAccountId']!r}")
+        for stamp in ("CreatedAt", "UpdatedAt"):  # Security Hub's timestamp format (RFC 3339, as the API guide says)
+            if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)", f[stamp]):
+                errors.append(f"[{i}].{stamp}: {f[stamp]!r}")
+    assert not errors, "; ".join(errors[:10])
 
 
 def by_id(items: list[dict[str, Any]], key: Any) -> dict[str, dict[str, Any]]:
@@ -146,12 +207,54 @@ def test_asff_fields(select: Any, expect: dict[str, str]) -> None:
     assert item["FindingProviderFields"]["Severity"]["Label"] == item["Severity"]["Label"]
 
 
-def test_asff_clips_long_text_to_the_limits() -> None:
+@pytest.mark.parametrize(("change", "check"), [
+    pytest.param({"message": "x" * 5000, "title": "t" * 400},
+                 lambda i: len(i["Description"]) == 1024 and len(i["Title"]) == 256, id="long-text-clipped"),
+    pytest.param({"message": " \n\t ", "title": "Logging is off"},
+                 lambda i: i["Description"] == "Logging is off", id="blank-message-uses-title"),
+    pytest.param({"message": "", "title": ""}, lambda i: i["Description"] == "-", id="nothing-to-say-not-blank"),
+    pytest.param({"remediation": "r" * 900}, lambda i: len(i["Remediation"]["Recommendation"]["Text"]) <= 512,
+                 id="long-remediation"),
+    pytest.param({"account_name": "n" * 3000},
+                 lambda i: len(i["ProductFields"]["audit-bedrock/account_name"]) == 2048, id="long-product-field"),
+    pytest.param({"account_name": "   "}, lambda i: "audit-bedrock/account_name" not in i["ProductFields"],
+                 id="blank-account-name-left-out"),
+    pytest.param({"resource": ""}, lambda i: i["Resources"][0] == {
+        "Type": "AwsAccount", "Id": f"AWS::::Account:{PROD}", "Partition": "aws", "Region": "us-east-1"},
+                 id="account-itself"),
+    pytest.param({"message": "line one\nline two\r\n"}, lambda i: i["Description"] == "line one line two",
+                 id="one-line"),
+])
+def test_asff_respects_the_model_limits(change: dict[str, Any], check: Any) -> None:
     result = sample_result()
-    long = replace(result.findings[0], message="x" * 5000, title="t" * 400)
-    item = asff_findings(replace(result, findings=(long,)), context())[0]
-    assert len(item["Description"]) == 1024 and len(item["Title"]) == 256
+    base = next(f for f in result.findings if f.account_id == PROD and f.region == "us-east-1")
+    ctx = replace(context(), catalog={})  # the finding's own remediation, not the catalog's
+    item = asff_findings(replace(result, findings=(replace(base, **change),), fixed=()), ctx)[0]
     validate_import([item])
+    assert check(item)
+
+
+@pytest.mark.parametrize(("breaks", "words"), [
+    pytest.param(lambda i: i.update(Title="t" * 257), "Title: 257", id="title-length"),
+    pytest.param(lambda i: i.update(Description="   "), "does not match", id="blank-string"),
+    pytest.param(lambda i: i["ProductFields"].update({f"k{n}": "v" for n in range(60)}), "pairs", id="too-many-pairs"),
+    pytest.param(lambda i: i.update(Resources=i["Resources"] * 33), "Resources: 33 items", id="too-many-resources"),
+    pytest.param(lambda i: i.update(Types=["Bedrock/Logging/Off"]), "Types", id="unknown-namespace"),
+    pytest.param(lambda i: i.update(Region="x" * 17), "Region: 17", id="region-length"),
+    pytest.param(lambda i: i.update(CreatedAt="2026-01-01 00:00"), "CreatedAt", id="timestamp"),
+    pytest.param(lambda i: i["Compliance"].update(Status="BROKEN"), "not in", id="enum"),
+])
+def test_asff_limit_checks_can_fail(breaks: Any, words: str) -> None:
+    item = json.loads(render_asff(sample_result(), context()))[0]
+    breaks(item)
+    with pytest.raises(AssertionError, match=words):
+        validate_import([item])
+
+
+def test_more_than_100_findings_are_never_one_request() -> None:
+    """BatchImportFindingsRequestFindingList has max 100 (ParamValidator does not check a maximum: the walk does)."""
+    with pytest.raises(AssertionError, match="101 items > 100"):
+        validate_import(_many(101))
 
 
 # --- Security Hub import (moto) -----------------------------------------------------------------------
