@@ -192,7 +192,7 @@ def home_page(meta: metadata.PackageMetadata | None) -> str | None:
     for entry in meta.get_all("Project-URL") or []:
         label, _, url = str(entry).partition(",")
         urls.setdefault(re.sub(r"[^a-z]", "", label.lower()), url.strip())
-    candidates = [urls.get(label, "") for label in HOME_LABELS] + [str(meta.get("Home-page") or "")]
+    candidates = [urls.get(label, "") for label in HOME_LABELS] + [str(u) for u in meta.get_all("Home-page") or []]
     return next((u for u in candidates if u.startswith("https://")), None)
 
 

@@ -298,16 +298,14 @@ def test_schema_check_can_fail() -> None:
 # --- tool.driver.informationUri: the project's real home page, or nothing --------------------------------------
 
 class Meta:
-    """The parts of importlib.metadata's PackageMetadata that home_page reads (core metadata fields)."""
+    """The part of importlib.metadata's PackageMetadata that home_page reads: get_all (core metadata fields)."""
 
     def __init__(self, urls: list[str], home: str | None = None) -> None:
         self.urls, self.home = urls, home
 
     def get_all(self, name: str) -> list[str] | None:
-        return self.urls if name == "Project-URL" and self.urls else None
-
-    def get(self, name: str) -> str | None:
-        return self.home if name == "Home-page" else None
+        got = {"Project-URL": self.urls, "Home-page": [self.home] if self.home else []}.get(name)
+        return got or None
 
 
 @pytest.mark.parametrize(("meta", "expected"), [
