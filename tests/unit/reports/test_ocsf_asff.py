@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 from moto import mock_aws
+from py_ocsf_models import OCSF_VERSION
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from audit_bedrock.reports import FORMATS, outputs
@@ -112,7 +113,9 @@ def test_ocsf_items_validate_with_the_library_model() -> None:
     assert len(items) == len(result.findings) + len(result.fixed)
     for item in items:
         ev = DetectionFinding.model_validate(item)
-        assert ev.class_uid == 2004 and ev.category_uid == 2
+        # the model ignores unknown keys: a round trip proves every key is one it defines, every value its type
+        assert json.loads(ev.model_dump_json(exclude_none=True)) == item
+        assert ev.class_uid == 2004 and ev.category_uid == 2 and ev.metadata.version == OCSF_VERSION == "1.5.0"
         assert ev.type_uid == 200400 + ev.activity_id
     assert {i["finding_info"]["uid"] for i in items} == {f.id for f in (*result.findings, *result.fixed)}
 
