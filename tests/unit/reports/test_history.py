@@ -52,13 +52,29 @@ def test_point_counts_open_findings_and_logging_cells() -> None:
     assert point_from_document(to_document(result, "1"), "x") == replace(p, source="x")
 
 
-def test_delivering_excludes_cells_with_the_delivery_rule_open() -> None:
+@pytest.mark.parametrize(("delivering", "bil022", "lost"), [
+    pytest.param(None, False, 0, id="no-evidence-no-finding"),
+    pytest.param(None, True, 1, id="older-file-bil022-open"),
+    pytest.param(False, False, 1, id="coverage-says-not-delivering"),
+    pytest.param(False, True, 1, id="both"),
+    pytest.param(True, False, 0, id="coverage-says-delivering"),
+    pytest.param(False, "suppressed", 1, id="suppressed-bil022-still-not-delivering"),
+])
+def test_delivering_share(delivering: bool | None, bil022: bool | str, lost: int) -> None:
+    """A cell with logging on delivers unless its coverage (BIL-022's evidence) or an open BIL-022 says it does not,
+    from the run itself and from its findings.json alike."""
     result = sample_result()
-    cell = next(c for c in result.coverage if c.logging_enabled)
-    f = replace(result.findings[0], rule_id="BIL-022", account_id=cell.account_id, region=cell.region,
-                id="d" * 32, status="open")
-    p = point_from_result(replace(result, findings=(*result.findings, f)))
-    assert p.delivering == p.logging_on - 1
+    i, cell = next((i, c) for i, c in enumerate(result.coverage) if c.logging_enabled)
+    cov = list(result.coverage)
+    cov[i] = replace(cell, delivering=delivering, last_delivery=None)
+    findings = result.findings
+    if bil022:
+        findings += (replace(result.findings[0], rule_id="BIL-022", account_id=cell.account_id, region=cell.region,
+                             id="d" * 32, status="suppressed" if bil022 == "suppressed" else "open"),)
+    result = replace(result, findings=findings, coverage=tuple(cov))
+    p = point_from_result(result)
+    assert p.delivering == p.logging_on - lost
+    assert point_from_document(to_document(result, "1"), "x") == replace(p, source="x")
 
 
 def test_local_folder_reads_runs_and_skips_latest_shards_and_junk(tmp_path: Path,
