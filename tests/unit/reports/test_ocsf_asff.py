@@ -476,3 +476,38 @@ def test_throttling_is_retried_by_botocore(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         sessions.close()
     assert sent == [3, 3, 3] and report.calls == 1 and report.imported == 3 and not report.failed
+
+
+def test_each_accounts_findings_go_through_its_own_credentials() -> None:
+    """integrations.import_findings: the caller's findings with its own credentials (role None), every other
+    account's through the import role, and each client only ever receives findings whose AwsAccountId is that
+    account (BatchImportFindings with the default product accepts nothing else)."""
+    from botocore.stub import Stubber
+
+    from audit_bedrock.integrations import DEFAULT_IMPORT_ROLE, ImportTarget
+    from audit_bedrock.integrations import import_findings as import_result
+
+    result = sample_result()
+    expected = asff_findings(result, context())
+    by_target: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in expected:
+        by_target.setdefault((item["AwsAccountId"], item["Region"]), []).append(item)
+    asked: list[tuple[str, str, str | None]] = []
+    stubs: list[Stubber] = []
+
+    def make_client(account: str, region: str, role: str | None) -> Any:
+        asked.append((account, region, role))
+        client = boto3.client("securityhub", region_name=region, aws_access_key_id="x", aws_secret_access_key="x")
+        stub = Stubber(client)
+        sent = by_target[(account, region)]
+        assert {f["AwsAccountId"] for f in sent} == {account}
+        stub.add_response("batch_import_findings", _ok([f["Id"] for f in sent]), {"Findings": sent})
+        stub.activate()
+        stubs.append(stub)
+        return client
+
+    report = import_result(result, context(), ImportTarget(PROD, DEFAULT_IMPORT_ROLE), make_client)
+    for stub in stubs:
+        stub.assert_no_pending_responses()
+    assert report.imported == len(expected) and not report.failed
+    assert sorted(asked) == sorted((a, r, None if a == PROD else DEFAULT_IMPORT_ROLE) for a, r in by_target)
