@@ -511,3 +511,34 @@ def test_each_accounts_findings_go_through_its_own_credentials() -> None:
         stub.assert_no_pending_responses()
     assert report.imported == len(expected) and not report.failed
     assert sorted(asked) == sorted((a, r, None if a == PROD else DEFAULT_IMPORT_ROLE) for a, r in by_target)
+
+
+@mock_aws
+def test_import_with_sessions_uses_the_importing_identitys_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --merge or --from-facts run may import from another account than the scan's caller: the findings of the
+    account the credentials belong to (STS GetCallerIdentity) go with them, every other account's via its role."""
+    from audit_bedrock.aws.clients import Sessions
+    from audit_bedrock.integrations import import_with_sessions
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    me = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]  # moto's default account
+    result = sample_result()
+    mine = tuple(replace(f, account_id=me) for f in result.findings if f.account_id == PROD)
+    others = tuple(f for f in result.findings if f.account_id == DEV)
+    result = replace(result, findings=mine + others, fixed=(),
+                     meta=replace(result.meta, caller_account=PROD))  # the scan's caller was another account
+    entered: list[str] = []
+    original = Sessions.assume
+
+    def assume(self: Sessions, account_id: str, *args: Any) -> Any:
+        entered.append(account_id)
+        return original(self, account_id, *args)
+
+    monkeypatch.setattr(Sessions, "assume", assume)
+    for region in {f.region or "us-east-1" for f in result.findings}:
+        boto3.client("securityhub", region_name=region).enable_security_hub()
+    report = import_with_sessions(result, context(), None, None, None, None)
+    assert entered == [DEV]  # never an AssumeRole into its own account, nor into the scan caller's
+    assert report.imported == len(mine) + len(others) and not report.failed
