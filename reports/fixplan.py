@@ -732,6 +732,7 @@ def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
         "# anything, and can be re-run. Findings that need a decision are listed as notes at the end.",
         "# Set each account's AWS CLI profile below (PROFILE_<account>) before running it.",
         "set -euo pipefail",
+        "export AWS_PAGER=\"\"  # AWS CLI v2 would page each command's output on a terminal",
         "",
         "# Runs a command; an error naming $1 means the change is already in place.",
         "ok_if() {",

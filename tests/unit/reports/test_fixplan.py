@@ -353,7 +353,7 @@ def test_plan_json_and_shell() -> None:
                                               "note"}
     assert doc["steps"][0]["operation"] == "CreateLogGroup" and doc["steps"][0]["ok_if_error"]
     sh = render_shell(_result(), ctx).decode()
-    assert "set -euo pipefail" in sh and f'--profile "$PROFILE_{ACCT}"' in sh
+    assert "set -euo pipefail" in sh and f'--profile "$PROFILE_{ACCT}"' in sh and "export AWS_PAGER=\"\"" in sh
     assert f': "${{PROFILE_{ACCT}:?' in sh
     assert "aws logs create-log-group" in sh and "aws logs put-retention-policy" in sh
     subprocess.run(["bash", "-n"], input=sh, text=True, check=True)
