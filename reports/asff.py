@@ -22,13 +22,17 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "2018-10-08"
 FINDING_TYPE = "Software and Configuration Checks/AWS Security Best Practices/Bedrock Model Invocation Logging"
 LABEL = {"critical": "CRITICAL", "high": "HIGH", "medium": "MEDIUM", "low": "LOW", "info": "INFORMATIONAL"}
-# ASFF string limits (AwsSecurityFinding): Title 256, Description 1024, Recommendation.Text 512, ProductFields 50.
-_TITLE, _DESCRIPTION, _RECOMMENDATION = 256, 1024, 512
+# AwsSecurityFinding limits, as botocore's securityhub model documents them (botocore's ParamValidator checks only
+# types, required members and minimums, so they are kept here): Title 256, Description 1024,
+# Remediation.Recommendation.Text 512, ProductFields at most 50 pairs with keys of 128 and values of 2048 characters;
+# every string matches NonEmptyString's pattern `.*\S.*`; Resources 1 to 32, Types at most 50.
+_TITLE, _DESCRIPTION, _RECOMMENDATION, _FIELD_VALUE = 256, 1024, 512, 2048
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
 def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split()) or "-"
+    """`text` on one line, never blank (NonEmptyString), at most `limit` characters."""
+    text = " ".join(str(text).split()) or "-"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -52,8 +56,12 @@ def to_asff(f: Finding, ctx: RenderContext, created: str, updated: str, fixed: b
     recommendation: dict[str, Any] = {"Text": _clip(str(cat.get("remediation") or f.remediation), _RECOMMENDATION)}
     if refs:
         recommendation["Url"] = refs[0]
-    resource: dict[str, Any] = {"Type": asff_type, "Id": f.resource or f"arn:{arn.partition}:::{f.account_id}",
-                                "Partition": arn.partition, "Region": f.region or region}
+    if not f.resource.strip():  # the finding is about the account itself: Security Hub's own AwsAccount form
+        asff_type, resource_id = "AwsAccount", f"AWS::::Account:{f.account_id}"
+    else:
+        resource_id = f.resource
+    resource: dict[str, Any] = {"Type": asff_type, "Id": resource_id, "Partition": arn.partition,
+                                "Region": f.region or region}
     if asff_type == "Other":
         resource["Details"] = {"Other": {"ArnService": arn.service or "unknown", "ResourceKind": arn.kind or "-"}}
     if fixed:
@@ -63,8 +71,9 @@ def to_asff(f: Finding, ctx: RenderContext, created: str, updated: str, fixed: b
         workflow = "SUPPRESSED" if f.status == "suppressed" else "NEW"
     fields = {"audit-bedrock/rule_id": f.rule_id, "audit-bedrock/finding_id": f.id,
               "audit-bedrock/baseline": "fixed" if fixed else f.baseline, "audit-bedrock/status": f.status}
-    if f.account_name:
-        fields["audit-bedrock/account_name"] = _clip(f.account_name, 1024)
+    if f.account_name.strip():
+        fields["audit-bedrock/account_name"] = f.account_name
+    fields = {k: _clip(v, _FIELD_VALUE) for k, v in fields.items()}
     return {
         "SchemaVersion": SCHEMA_VERSION,
         "Id": f.id,
@@ -81,7 +90,7 @@ def to_asff(f: Finding, ctx: RenderContext, created: str, updated: str, fixed: b
         "FindingProviderFields": {"Severity": {"Label": LABEL[f.severity], "Original": f.severity},
                                   "Types": [FINDING_TYPE]},
         "Title": _clip(f"{f.rule_id} {f.title}", _TITLE),
-        "Description": _clip(f.message or f.title, _DESCRIPTION),
+        "Description": _clip(f.message if f.message.strip() else f.title, _DESCRIPTION),
         "Remediation": {"Recommendation": recommendation},
         "ProductFields": fields,
         "Resources": [resource],

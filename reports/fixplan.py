@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -686,32 +687,52 @@ def schema() -> dict[str, Any]:
 
 
 def cli_command(step: Step, profile: str) -> str:
-    """The AWS CLI command of a step: the same parameters, through --cli-input-json."""
+    """The AWS CLI command of a step: the same parameters, through --cli-input-json.
+
+    `profile` is put in as given (fix-plan.sh passes the expansion "$PROFILE_<account>"); every other word is
+    quoted with shlex.quote, so a region or a parameter value from AWS is one literal word whatever it holds.
+    """
     from botocore import xform_name
 
     service = CLI_SERVICE.get(step.service, step.service)
-    words = ["aws", service, xform_name(step.operation, "-"), "--profile", profile]
+    words = [shlex.quote(w) for w in ("aws", service, xform_name(step.operation, "-"))] + ["--profile", profile]
     if step.region:
-        words += ["--region", step.region]
-    text = " ".join(shlex.quote(w) if not w.startswith('"$') else w for w in words)
-    return f"{text} --cli-input-json {shlex.quote(json.dumps(step.parameters, sort_keys=True))}"
+        words += ["--region", shlex.quote(step.region)]
+    return " ".join([*words, "--cli-input-json", shlex.quote(json.dumps(step.parameters, sort_keys=True))])
+
+
+def _comment(text: str) -> str:
+    """A shell comment line: AWS-controlled text (account names, key prefixes in notes) on one line, so no newline,
+    carriage return or other control character can end the comment and start a command."""
+    return "# " + " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text).split())
+
+
+def profile_variable(account: str) -> str:
+    """The shell variable naming an account's AWS CLI profile: PROFILE_<account id>, a valid variable name always."""
+    return "PROFILE_" + re.sub(r"[^A-Za-z0-9_]", "_", account)
 
 
 def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
-    """fix-plan.sh: the steps as AWS CLI commands, grouped per account, each with its own --profile."""
+    """fix-plan.sh: the steps as AWS CLI commands, grouped per account, each with its own --profile.
+
+    Every value from AWS reaches the script either inside a word quoted by shlex.quote (the --cli-input-json
+    document, regions, the operation) or inside a one-line comment (`_comment`); the profile is the one unquoted
+    expansion, "$PROFILE_<account>", in double quotes.
+    """
     plan = _plan(ctx)
     names = {a.id: a.name for a in result.meta.accounts}
     changed = sorted({f"{s.service}:{s.operation}" for s in plan.steps})
     lines = [
         "#!/usr/bin/env bash",
         "# audit-bedrock fix plan: review every command before you run it. audit-bedrock never runs it.",
-        f"# Generated from the scan of {result.meta.started_at or 'unknown time'} "
-        f"({result.meta.organization_id or result.meta.caller_account}); re-scan before running it later.",
+        _comment(f"Generated from the scan of {result.meta.started_at or 'unknown time'} "
+                 f"({result.meta.organization_id or result.meta.caller_account}); re-scan before running it later."),
         f"# It changes: {', '.join(changed) or 'nothing'}.",
         "# It merges with what exists (policies keep every statement, lifecycle rules are kept), never deletes",
         "# anything, and can be re-run. Findings that need a decision are listed as notes at the end.",
         "# Set each account's AWS CLI profile below (PROFILE_<account>) before running it.",
         "set -euo pipefail",
+        "export AWS_PAGER=\"\"  # AWS CLI v2 would page each command's output on a terminal",
         "",
         "# Runs a command; an error naming $1 means the change is already in place.",
         "ok_if() {",
@@ -725,18 +746,18 @@ def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
     ]
     accounts = sorted({s.account_id for s in plan.steps})
     for account in accounts:
-        var = f"PROFILE_{account}"
+        var = profile_variable(account)
         label = f" ({names[account]})" if names.get(account) else ""
-        lines += ["", f"# ---- account {account}{label}",
-                  f": \"${{{var}:?set {var} to the AWS CLI profile of account {account}}}\""]
+        lines += ["", _comment(f"---- account {account}{label}"),
+                  f": \"${{{var}:?set {var} to the AWS CLI profile of this account}}\""]
         for s in (s for s in plan.steps if s.account_id == account):
-            lines.append(f"# {s.operation} in {s.region or 'global (IAM)'}: {' '.join(s.note.split())}")
-            lines.append(f"#   fixes: {', '.join(s.fixes)}")
+            lines.append(_comment(f"{s.operation} in {s.region or 'global (IAM)'}: {s.note}"))
+            lines.append(_comment(f"  fixes: {', '.join(s.fixes)}"))
             cmd = cli_command(s, f'"${var}"')
             lines.append(f"ok_if {shlex.quote(s.ok_if_error)} {cmd}" if s.ok_if_error else cmd)
     if plan.manual:
         lines += ["", "# ---- needs a decision (no command is guessed)"]
         for m in plan.manual:
-            lines.append(f"# {m.rule_id} {m.account_id} {m.region or 'account-wide'}: {' '.join(m.note.split())}")
+            lines.append(_comment(f"{m.rule_id} {m.account_id} {m.region or 'account-wide'}: {m.note}"))
     lines.append("")
     return "\n".join(lines).encode("utf-8")

@@ -54,8 +54,10 @@ class RunPoint:
 
 
 def _point(started: str, finished: str, findings: Iterable[tuple[str, str, str, str, str | None]],
-           coverage: Iterable[tuple[str, str | None, str, bool]], source: str) -> RunPoint:
-    """findings: (rule_id, severity, status, account, region); coverage: (account, region, status, logging)."""
+           coverage: Iterable[tuple[str, str | None, str, bool, bool | None]], source: str) -> RunPoint:
+    """findings: (rule_id, severity, status, account, region); coverage: (account, region, status, logging,
+    delivering). A cell with logging on delivers unless its coverage says it does not (`delivering` false,
+    BIL-022's evidence) or, in a findings.json written before coverage recorded it, BIL-022 is open there."""
     counts = dict.fromkeys(SEVERITIES, 0)
     undelivered: set[tuple[str, str | None]] = set()
     for rule_id, severity, status, account, region in findings:
@@ -66,13 +68,13 @@ def _point(started: str, finished: str, findings: Iterable[tuple[str, str, str, 
         if rule_id == DELIVERY_RULE:
             undelivered.add((account, region))
     cells = on = delivering = 0
-    for account, region, status, logging_on in coverage:
+    for account, region, status, logging_on, delivers in coverage:
         if status != "scanned":
             continue
         cells += 1
         if logging_on:
             on += 1
-            if (account, region) not in undelivered:
+            if delivers is True or (delivers is None and (account, region) not in undelivered):
                 delivering += 1
     return RunPoint(started, finished, tuple(counts.items()), cells, on, delivering, source)
 
@@ -81,7 +83,8 @@ def point_from_result(result: ScanResult, source: str = "this run") -> RunPoint:
     """The current run's point."""
     return _point(result.meta.started_at, result.meta.finished_at,
                   ((f.rule_id, f.severity, f.status, f.account_id, f.region) for f in result.findings),
-                  ((c.account_id, c.region, c.status, bool(c.logging_enabled)) for c in result.coverage), source)
+                  ((c.account_id, c.region, c.status, bool(c.logging_enabled), c.delivering)
+                   for c in result.coverage), source)
 
 
 def point_from_document(doc: Any, source: str) -> RunPoint | None:
@@ -93,7 +96,8 @@ def point_from_document(doc: Any, source: str) -> RunPoint | None:
         return _point(str(scan.get("started_at") or ""), str(scan.get("finished_at") or ""),
                       ((str(f["rule_id"]), str(f["severity"]), str(f.get("status", "open")), str(f["account_id"]),
                         f.get("region")) for f in doc.get("findings") or []),
-                      ((str(c["account_id"]), c.get("region"), str(c.get("status")), c.get("logging_enabled") is True)
+                      ((str(c["account_id"]), c.get("region"), str(c.get("status")), c.get("logging_enabled") is True,
+                        c["delivering"] if isinstance(c.get("delivering"), bool) else None)
                        for c in doc.get("coverage") or []), source)
     except (TypeError, KeyError, AttributeError) as exc:
         log.warning("--history: skipping %s: %s", source, exc)

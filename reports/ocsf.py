@@ -1,5 +1,13 @@
 """The findings.ocsf.json renderer: one OCSF Detection Finding (class 2004) per finding, built with py-ocsf-models.
 
+Class and version: OCSF 1.5.0 (py_ocsf_models.OCSF_VERSION of the pinned py-ocsf-models 0.10, so the schema
+version we claim is the one the models implement), class Detection Finding, uid 2004, category Findings (2).
+Why 2004: it is the Findings class for "a security issue or weakness detected", which a logging misconfiguration
+is; it is the class Prowler's OCSF output uses, so pipelines that already ingest Prowler (Security Lake, SIEM
+mappings) take these unchanged; and Compliance Finding (2003) would need a `compliance` object naming a standard
+and its requirements, which the Bedrock logging rules do not map to. Each item is built as the library's
+DetectionFinding model (its validation runs on construction), then dumped without nulls.
+
 Mapping:
 - severity -> severity_id (critical 5, high 4, medium 3, low 2, info 1);
 - status: an open finding new since the baseline is New (activity Create), an unchanged one is Other with

@@ -11,7 +11,10 @@ GitHub's rules this renderer follows:
   alerts a category's new upload no longer has, so a subset must never share the whole organization's category.
   upload-sarif's `category` input only fills in a missing id (codeql-action's populateRunAutomationDetails), so
   it is ignored for this file: leave it unset;
-- `tool.driver.informationUri` points at the tool's home page;
+- `tool.driver.informationUri` is the project's home page as its installed metadata names it (pyproject's
+  `[project.urls]`); the project declares none, so the field (optional in SARIF 2.1.0) is left out
+  rather than filled with a made-up address;
+- a `--shard K/N` run's own SARIF gets its own category too (`.../shard-K-of-N/`): only the merge covers them all;
 - at most 25,000 results per run and 10 MB gzipped: the most severe findings are kept, and the run
   says how many were left out.
 
@@ -27,6 +30,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+from functools import lru_cache
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock.constants import SEVERITY_RANK
@@ -43,7 +48,9 @@ MAX_GZIP_BYTES = 10 * 1024 * 1024
 SECURITY_SEVERITY: dict[str, str] = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
 LEVEL: dict[str, str] = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 ARTIFACT = "bedrock-invocation-logging"
-INFORMATION_URI = "https://pypi.org/project/audit-bedrock/"
+DISTRIBUTION = "audit-bedrock"
+# Project-URL labels that name a home page, most specific first (core metadata 2.1, "Project-URL").
+HOME_LABELS = ("homepage", "home", "repository", "source", "sourcecode", "documentation")
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -168,11 +175,34 @@ def scope_key(ous: list[str] | tuple[str, ...] = (), accounts: list[str] | tuple
 
 def automation_id(result: ScanResult, scope: str = "") -> str:
     """One category per organization, one below it per scanned subset; a single-account scan gets the account's."""
+    shard = result.meta.shard
+    parts = [p for p in (scope, f"shard-{shard[0]}-of-{shard[1]}" if shard else "") if p]
     scanned = [a.id for a in result.meta.accounts if a.status != "skipped"]
-    if len(scanned) == 1:
+    if len(scanned) == 1 and not shard:
         return f"audit-bedrock/{scanned[0]}/"
     key = result.meta.organization_id or result.meta.caller_account or "unknown"
-    return f"audit-bedrock/{key}/{scope}/" if scope else f"audit-bedrock/{key}/"
+    return "/".join(["audit-bedrock", key, *parts]) + "/"
+
+
+def home_page(meta: metadata.PackageMetadata | None) -> str | None:
+    """The https home page in a distribution's core metadata (Project-URL, else Home-page); None without one."""
+    if meta is None:
+        return None
+    urls: dict[str, str] = {}
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = str(entry).partition(",")
+        urls.setdefault(re.sub(r"[^a-z]", "", label.lower()), url.strip())
+    candidates = [urls.get(label, "") for label in HOME_LABELS] + [str(u) for u in meta.get_all("Home-page") or []]
+    return next((u for u in candidates if u.startswith("https://")), None)
+
+
+@lru_cache(maxsize=1)
+def information_uri() -> str | None:
+    """`tool.driver.informationUri`: the installed project's home page, or None (the field is then omitted)."""
+    try:
+        return home_page(metadata.metadata(DISTRIBUTION))
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _skipped_regions(result: ScanResult) -> list[dict[str, Any]]:
@@ -237,9 +267,13 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         invocation["endTimeUtc"] = m.finished_at
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
+    driver: dict[str, Any] = {"name": "audit-bedrock", "version": ctx.version, "semanticVersion": ctx.version}
+    home = information_uri()
+    if home:
+        driver["informationUri"] = home
+    driver["rules"] = rules
     run: dict[str, Any] = {
-        "tool": {"driver": {"name": "audit-bedrock", "version": ctx.version, "semanticVersion": ctx.version,
-                            "informationUri": INFORMATION_URI, "rules": rules}},
+        "tool": {"driver": driver},
         "automationDetails": {"id": automation_id(result, ctx.scope)},
         "invocations": [invocation],
         "columnKind": "unicodeCodePoints",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from audit_bedrock import policy
 from audit_bedrock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("audit_bedrock")
 
-DEFAULT_IMPORT_ROLE = "AuditBedrockSecurityHubImport"  # deploy/audit-role.yaml creates it when asked
+DEFAULT_IMPORT_ROLE = policy.DEFAULT_IMPORT_ROLE  # deploy/audit-role.yaml creates it when asked
 
 
 def home_region() -> str:
@@ -115,11 +116,21 @@ def import_findings(result: ScanResult, ctx: RenderContext, target: ImportTarget
 def import_with_sessions(result: ScanResult, ctx: RenderContext, external_id: str | None, role_name: str | None,
                          profile: str | None, endpoint_url: str | None) -> ImportReport:
     """--security-hub-import with the scanner's own sessions: the caller's credentials, AssumeRole elsewhere."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from audit_bedrock.aws.clients import Sessions
 
     sessions = Sessions(profile=profile, endpoint_url=endpoint_url, max_pool=4)
     caller = sessions.caller_credentials()
-    target = ImportTarget(result.meta.caller_account, role_name or DEFAULT_IMPORT_ROLE, external_id)
+    # The importing identity's own account, which may not be the scan's (a --merge or --from-facts run elsewhere):
+    # only its findings may go with the caller's credentials.
+    try:
+        me = str(sessions.client("sts", sessions.home_region, caller, "caller").get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("Security Hub: cannot tell the caller's account (%s); using the scan's, %s", exc,
+                    result.meta.caller_account)
+        me = result.meta.caller_account
+    target = ImportTarget(me, role_name or DEFAULT_IMPORT_ROLE, external_id)
     entered: dict[str, Any] = {}
 
     def make_client(account: str, region: str, role: str | None) -> Any:

@@ -95,6 +95,52 @@ def caller_policy(role_name: str) -> dict[str, Any]:
     ]}
 
 
+# ---------------------------------------------------------------------------------- Security Hub import
+# The one write audit-bedrock can ever make, only with --security-hub-import (the scheduled stack's
+# SecurityHubImport "true"): importing its findings with BatchImportFindings. It is never in the audit role: the
+# member side is its own role (deploy/audit-role.yaml's SecurityHubImportRole), the caller side two statements
+# added only for an importing caller. With the default product, Security Hub accepts a finding only from the
+# finding's own account, so each statement is scoped to that account's own default product.
+IMPORT_ACTION = "securityhub:BatchImportFindings"
+DEFAULT_IMPORT_ROLE = "AuditBedrockSecurityHubImport"
+WRITE_ACTIONS: frozenset[str] = frozenset({IMPORT_ACTION})
+
+
+def import_resource(account: str, partition: str = "aws") -> str:
+    """The resource BatchImportFindings is authorized on: `account`'s default custom product, in any region."""
+    return f"arn:{partition}:securityhub:*:{account}:product/{account}/default"
+
+
+def import_policy(account: str, partition: str = "aws") -> dict[str, Any]:
+    """The member import role's permissions: BatchImportFindings for its own account's findings, nothing else."""
+    return {"Version": POLICY_VERSION, "Statement": [
+        {"Sid": "ImportOwnFindings", "Effect": "Allow", "Action": IMPORT_ACTION,
+         "Resource": import_resource(account, partition)}]}
+
+
+def caller_import_statements(account: str, import_role: str = DEFAULT_IMPORT_ROLE,
+                             partition: str = "aws") -> list[dict[str, Any]]:
+    """What an importing caller adds to the caller policy: import its own findings, enter the import roles."""
+    return [{"Sid": "ImportOwnFindings", "Effect": "Allow", "Action": IMPORT_ACTION,
+             "Resource": import_resource(account, partition)},
+            {"Sid": "EnterImportRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+             "Resource": f"arn:{partition}:iam::*:role/{import_role}"}]
+
+
+def writes(doc: dict[str, Any]) -> set[str]:
+    """Every action of a policy document's Allow statements that is not read-only (sts:AssumeRole aside; a
+    wildcard counts as read-only only when what precedes the `*` is a read verb, so `s3:*` is a write)."""
+    out: set[str] = set()
+    for stmt in doc.get("Statement") or []:
+        if stmt.get("Effect") != "Allow":
+            continue
+        actions = stmt.get("Action")
+        for action in [actions] if isinstance(actions, str) else actions or []:
+            if action != "sts:AssumeRole" and not is_read_only(action.rstrip("*")):  # List* is a read too
+                out.add(action)
+    return out
+
+
 def dumps(policy: dict[str, Any]) -> str:
     """A policy as the JSON the CLI prints."""
     return json.dumps(policy, indent=2) + "\n"

@@ -91,7 +91,9 @@ def test_trend_renders_in_chromium_without_network(demo: Path, open_report: Any)
         "#trend-severity rect.bar", "els => els.map(e => [e.dataset.run, e.getBoundingClientRect().height])")
     total = {r: sum(h for run, h in heights if run == r) for r in ("0", "1", "2")}
     assert total["0"] > total["1"] > total["2"] > 0  # more highs in the earlier runs: taller bars
-    assert p.locator("#trend-coverage polyline").count() == 1
+    # logging on, and delivering: the catalog has the delivery rule (BIL-022) since issue 14
+    assert p.eval_on_selector_all("#trend-coverage polyline", "els => els.map(e => e.getAttribute('class'))") \
+        == ["line logging-on", "line delivering"]
     assert p.locator("#trend-table tbody tr").count() == 3
     # each finding with a planned fix shows it next to its remediation
     assert p.locator(".fix pre.fix-step").count() > 0

@@ -4,6 +4,7 @@ credentials, scan again: every covered finding is gone and no high or critical f
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,53 @@ def test_applying_the_plan_fixes_every_covered_finding(moto_subprocess: str, tmp
     apply_plan(moto_subprocess, caller, plan)
     again = scan(moto_subprocess, tmp_path / "again")
     assert sorted(f["id"] for f in again["findings"]) == sorted(f["id"] for f in after["findings"])
+
+
+def member_credentials(endpoint: str, caller: str, account: str) -> dict[str, str]:
+    if account == caller:
+        return dict(CREDS)
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=endpoint, **CREDS)
+    got = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{MEMBER_ROLE}",
+                          RoleSessionName="apply-fix-plan")["Credentials"]
+    return {"aws_access_key_id": got["AccessKeyId"], "aws_secret_access_key": got["SecretAccessKey"],
+            "aws_session_token": got["SessionToken"]}
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_running_fix_plan_sh_with_the_aws_cli_fixes_every_covered_finding(moto_subprocess: str,
+                                                                          tmp_path: Path) -> None:
+    """The same proof through fix-plan.sh and the real AWS CLI: one named profile per account (its own
+    credentials), `bash fix-plan.sh`, scan again."""
+    import configparser
+    import os
+    import subprocess
+
+    seed_faults(moto_subprocess)
+    before = scan(moto_subprocess, tmp_path / "before")
+    plan = json.loads((tmp_path / "before" / "fix-plan.json").read_text())
+    caller = before["scan"]["caller_account"]
+    creds = configparser.ConfigParser()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    for account in {s["account_id"] for s in plan["steps"]}:
+        creds[f"acct-{account}"] = member_credentials(moto_subprocess, caller, account)
+        env[f"PROFILE_{account}"] = f"acct-{account}"
+    with (tmp_path / "credentials").open("w") as fh:
+        creds.write(fh)
+    (tmp_path / "config").write_text("")
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"), AWS_CONFIG_FILE=str(tmp_path / "config"),
+               AWS_ENDPOINT_URL=moto_subprocess, AWS_DEFAULT_REGION="us-east-1")
+    for attempt in ("first", "again"):  # re-running it is safe: the create answers "already done"
+        proc = subprocess.run(["bash", str(tmp_path / "before" / "fix-plan.sh")], env=env, capture_output=True,
+                              text=True, timeout=600, check=False)
+        assert proc.returncode == 0, (attempt, proc.stdout[-2000:], proc.stderr[-3000:])
+    assert "already done (ResourceAlreadyExistsException)" in proc.stdout
+    after = scan(moto_subprocess, tmp_path / "after")
+    open_before = {f["id"]: f for f in before["findings"] if f["status"] == "open"}
+    open_after = {f["id"]: f for f in after["findings"] if f["status"] == "open"}
+    covered = {i for s in plan["steps"] for i in s["fixes"]}
+    assert {open_before[i]["rule_id"] for i in covered} == set(COVERED)
+    assert sorted(open_after[i]["rule_id"] for i in covered & set(open_after)) == []
+    worse = [(f["rule_id"], f["severity"]) for i, f in open_after.items()
+             if f["severity"] in ("critical", "high") and (i not in open_before
+                                                            or open_before[i]["severity"] not in ("critical", "high"))]
+    assert worse == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from audit_bedrock import collectors
+from audit_bedrock import collectors, policy
 from audit_bedrock.policy import iam_action
 from audit_bedrock.standin.evidence import demo_answers
 from audit_bedrock.standin.proxy import Proxy
@@ -112,6 +112,7 @@ def test_full_demo_scan_makes_only_reads(tmp_path: Path) -> None:
     assert len(calls) == doc["scan"]["api_calls"] > 0
     writes = sorted({(s, op) for s, op, _ in calls if not is_read(s, op)})
     assert not writes, f"the scan made non-read calls: {writes}"
+    assert not {s for s, _, _ in calls} & {"securityhub"}, "Security Hub was called without --security-hub-import"
     ops = {(s, op) for s, op, _ in calls}
     assert not ops & CONTENT_READS, f"the scan read log content: {sorted(ops & CONTENT_READS)}"
     assert ("sts", "AssumeRole") in ops and ("bedrock", "GetModelInvocationLoggingConfiguration") in ops
@@ -167,4 +168,8 @@ def test_the_only_write_is_the_security_hub_import_when_asked(tmp_path: Path) ->
     calls = [tuple(c) for c in json.loads(record.read_text())]
     writes = {(s, op) for s, op, _ in calls if not is_read(s, op)}
     assert writes == WRITE_WHEN_ASKED
-    assert "securityhub:BatchImportFindings" not in collectors.required_actions()  # never in the audit role
+    # the import is the last thing the run does: every scan call comes before the first import
+    first = next(i for i, (s, op, _) in enumerate(calls) if (s, op) in WRITE_WHEN_ASKED)
+    assert all((s, op) in WRITE_WHEN_ASKED or s in ("sts",) for s, op, _ in calls[first:])
+    assert {iam_action(s, op) for s, op in WRITE_WHEN_ASKED} == set(policy.WRITE_ACTIONS)
+    assert policy.IMPORT_ACTION not in collectors.required_actions()  # never in the audit role

@@ -353,7 +353,7 @@ def test_plan_json_and_shell() -> None:
                                               "note"}
     assert doc["steps"][0]["operation"] == "CreateLogGroup" and doc["steps"][0]["ok_if_error"]
     sh = render_shell(_result(), ctx).decode()
-    assert "set -euo pipefail" in sh and f'--profile "$PROFILE_{ACCT}"' in sh
+    assert "set -euo pipefail" in sh and f'--profile "$PROFILE_{ACCT}"' in sh and "export AWS_PAGER=\"\"" in sh
     assert f': "${{PROFILE_{ACCT}:?' in sh
     assert "aws logs create-log-group" in sh and "aws logs put-retention-policy" in sh
     subprocess.run(["bash", "-n"], input=sh, text=True, check=True)
@@ -362,3 +362,89 @@ def test_plan_json_and_shell() -> None:
 def test_renderer_without_a_plan_refuses() -> None:
     with pytest.raises(ValueError, match="facts"):
         render(_result(), RenderContext())
+
+
+# --- fix-plan.sh runs exactly the plan's calls, whatever AWS-controlled names hold -------------------------------
+
+HOSTILE = "x'; touch PWNED; echo '\n$(touch PWNED2)`touch PWNED3`\r\u2028\"$HOME\\"
+FAKE_AWS = """#!{python}
+import json, os, sys
+with open(os.environ["AWS_LOG"], "a") as fh:
+    fh.write(json.dumps(sys.argv[1:]) + "\\n")
+fail = os.environ.get("AWS_FAIL", "")
+if fail and fail in sys.argv[2]:
+    print("An error occurred (" + os.environ["AWS_FAIL_CODE"] + ") when calling the operation", file=sys.stderr)
+    sys.exit(254)
+"""
+
+
+def hostile_plan() -> tuple[FixPlan, ScanResult]:
+    """A key prefix and an account name that try every way out of a quoted word or a comment."""
+    from audit_bedrock.model import AccountOutcome
+    doc = account({"s3Config": {"bucketName": "logs", "keyPrefix": HOSTILE}, **ALL},
+                  [bucket(uses=[{"destination": "s3", "prefix": HOSTILE}], policy=None, lifecycle_rules=[])])
+    plan, _ = plan_for(doc)
+    bil5, _ = plan_for(FAULTS[1].values[1]())  # CreateLogGroup (ok_if_error) and PutRetentionPolicy
+    meta = ScanMeta("2026-01-01T00:00:00Z\n$(touch PWNED4)", "2026-01-01T00:01:00Z", "o-abc\ntouch PWNED5", ACCT,
+                    (REGION,), (AccountOutcome(ACCT, f"evil{HOSTILE}", "Root", "scanned"),), 1)
+    return FixPlan(plan.steps + bil5.steps, plan.manual), ScanResult(meta, (), ())
+
+
+def run_script(tmp_path: Any, plan: FixPlan, result: ScanResult, **env: str) -> tuple[int, list[list[str]], str]:
+    import os
+    import sys
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "aws"
+    fake.write_text(FAKE_AWS.format(python=sys.executable))
+    fake.chmod(0o755)
+    script = tmp_path / "fix-plan.sh"
+    script.write_bytes(render_shell(result, RenderContext(fix_plan=plan)))
+    log = tmp_path / "aws.log"
+    log.write_text("")
+    proc = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env={"PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path), "AWS_LOG": str(log),
+                               **env})
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return proc.returncode, calls, proc.stdout + proc.stderr
+
+
+def expected_argv(s: Step, profile: str) -> list[str]:
+    from botocore import xform_name
+    service = {"s3": "s3api"}.get(s.service, s.service)
+    return [service, xform_name(s.operation, "-"), "--profile", profile, *(["--region", s.region] if s.region else []),
+            "--cli-input-json", json.dumps(s.parameters, sort_keys=True)]
+
+
+def test_shell_makes_exactly_the_plans_calls_with_hostile_names(tmp_path: Any) -> None:
+    plan, result = hostile_plan()
+    assert any(HOSTILE in json.dumps(s.parameters) or HOSTILE.replace("\n", "") in json.dumps(s.parameters)
+               or "PWNED" in json.dumps(s.parameters) for s in plan.steps), "the fixture carries no hostile value"
+    rc, calls, out = run_script(tmp_path, plan, result, **{f"PROFILE_{ACCT}": "prof'ile $x"})
+    assert rc == 0, out
+    assert calls == [expected_argv(s, "prof'ile $x") for s in plan.steps]
+    assert [json.loads(c[-1]) for c in calls] == [s.parameters for s in plan.steps]  # the values, byte for byte
+    assert not list(tmp_path.glob("PWNED*")), "a name ran a command"
+    text = render_shell(result, RenderContext(fix_plan=plan)).decode()
+    comments = [line for line in text.splitlines() if "PWNED" in line and not line.startswith(("aws ", "ok_if "))]
+    assert comments and all(line.startswith("# ") for line in comments)  # only inside one-line comments
+
+
+@pytest.mark.parametrize(("env", "rc", "ran"), [
+    pytest.param({}, 1, 0, id="profile-unset-runs-nothing"),
+    pytest.param({"AWS_FAIL": "create-log-group", "AWS_FAIL_CODE": "ResourceAlreadyExistsException"}, 0, None,
+                 id="already-exists-is-done"),
+    pytest.param({"AWS_FAIL": "create-log-group", "AWS_FAIL_CODE": "AccessDeniedException"}, 1, 3,
+                 id="other-error-stops-the-script"),  # the third step: nothing after it runs
+    pytest.param({"AWS_FAIL": "put-bucket-policy", "AWS_FAIL_CODE": "MalformedPolicy"}, 1, 1,
+                 id="a-failed-step-stops-the-script"),
+])
+def test_shell_stops_on_errors_but_not_on_done(tmp_path: Any, env: dict[str, str], rc: int, ran: int | None) -> None:
+    plan, result = hostile_plan()
+    assert [s.operation for s in plan.steps][:3] == ["PutBucketPolicy", "PutBucketLifecycleConfiguration",
+                                                     "CreateLogGroup"]
+    profile = {f"PROFILE_{ACCT}": "p"} if env else {}  # the first case leaves the profile unset
+    got_rc, calls, out = run_script(tmp_path, plan, result, **profile, **env)
+    assert (got_rc != 0) == bool(rc), out
+    assert len(calls) == (len(plan.steps) if ran is None else ran)

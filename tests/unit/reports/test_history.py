@@ -1,4 +1,4 @@
-"""Trends over runs: the history loader (folder and S3 runs/ layout), the inline SVG, the summary line, SARIF scope."""
+"""Trends over runs: the history loader (folder and S3 runs/ layout), the inline SVG, the summary line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from audit_bedrock.model import Coverage
 from audit_bedrock.reports.history import RunPoint, load_history, point_from_document, point_from_result, series
 from audit_bedrock.reports.html import render_text
 from audit_bedrock.reports.json_report import to_document
-from audit_bedrock.reports.sarif import automation_id, scope_key, to_sarif
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.reports.trend import coverage_chart, severity_chart
 from tests.support.report_samples import HOSTILE, context, parse_html, sample_result
@@ -53,13 +52,29 @@ def test_point_counts_open_findings_and_logging_cells() -> None:
     assert point_from_document(to_document(result, "1"), "x") == replace(p, source="x")
 
 
-def test_delivering_excludes_cells_with_the_delivery_rule_open() -> None:
+@pytest.mark.parametrize(("delivering", "bil022", "lost"), [
+    pytest.param(None, False, 0, id="no-evidence-no-finding"),
+    pytest.param(None, True, 1, id="older-file-bil022-open"),
+    pytest.param(False, False, 1, id="coverage-says-not-delivering"),
+    pytest.param(False, True, 1, id="both"),
+    pytest.param(True, False, 0, id="coverage-says-delivering"),
+    pytest.param(False, "suppressed", 1, id="suppressed-bil022-still-not-delivering"),
+])
+def test_delivering_share(delivering: bool | None, bil022: bool | str, lost: int) -> None:
+    """A cell with logging on delivers unless its coverage (BIL-022's evidence) or an open BIL-022 says it does not,
+    from the run itself and from its findings.json alike."""
     result = sample_result()
-    cell = next(c for c in result.coverage if c.logging_enabled)
-    f = replace(result.findings[0], rule_id="BIL-022", account_id=cell.account_id, region=cell.region,
-                id="d" * 32, status="open")
-    p = point_from_result(replace(result, findings=(*result.findings, f)))
-    assert p.delivering == p.logging_on - 1
+    i, cell = next((i, c) for i, c in enumerate(result.coverage) if c.logging_enabled)
+    cov = list(result.coverage)
+    cov[i] = replace(cell, delivering=delivering, last_delivery=None)
+    findings = result.findings
+    if bil022:
+        findings += (replace(result.findings[0], rule_id="BIL-022", account_id=cell.account_id, region=cell.region,
+                             id="d" * 32, status="suppressed" if bil022 == "suppressed" else "open"),)
+    result = replace(result, findings=findings, coverage=tuple(cov))
+    p = point_from_result(result)
+    assert p.delivering == p.logging_on - lost
+    assert point_from_document(to_document(result, "1"), "x") == replace(p, source="x")
 
 
 def test_local_folder_reads_runs_and_skips_latest_shards_and_junk(tmp_path: Path,
@@ -174,42 +189,6 @@ def test_summary_without_history_says_nothing_about_it() -> None:
     out = io.StringIO()
     render_summary(sample_result(), [], out=out, colour=False)
     assert "since last run" not in out.getvalue()
-
-
-# --- SARIF: informationUri and the scanned scope --------------------------------------------------------------
-
-@pytest.mark.parametrize(("kw", "expected"), [
-    pytest.param({}, "", id="whole-org"),
-    pytest.param({"ous": ["ou-b-2", "ou-a-1"]}, "ou-a-1+ou-b-2", id="ous-sorted"),
-    pytest.param({"accounts": ["2", "1"]}, None, id="accounts-digest"),
-    pytest.param({"exclude": ["1"]}, None, id="excluded"),
-])
-def test_scope_key(kw: dict[str, Any], expected: str | None) -> None:
-    key = scope_key(**kw)
-    if expected is not None:
-        assert key == expected
-    else:
-        assert key and "/" not in key and key == scope_key(**{k: list(reversed(v)) for k, v in kw.items()})
-
-
-def test_subset_scans_get_their_own_category() -> None:
-    result = sample_result()
-    whole = automation_id(result)
-    ou = automation_id(result, scope_key(ous=["ou-abcd-1"]))
-    accts = automation_id(result, scope_key(accounts=["111111111111", "222222222222"]))
-    assert whole == "audit-bedrock/o-abc123/"
-    assert ou == "audit-bedrock/o-abc123/ou-abcd-1/"
-    assert len({whole, ou, accts}) == 3 and all(x.endswith("/") for x in (ou, accts))
-    doc = json.loads(to_sarif(result, replace(context(), scope=scope_key(ous=["ou-abcd-1"]))))
-    run = doc["runs"][0]
-    assert run["automationDetails"]["id"] == ou
-    assert run["tool"]["driver"]["informationUri"].startswith("https://")
-
-
-def test_single_account_keeps_its_own_category() -> None:
-    result = sample_result()
-    one = replace(result, meta=replace(result.meta, accounts=result.meta.accounts[:1]))
-    assert automation_id(one, scope_key(accounts=["111111111111"])) == "audit-bedrock/111111111111/"
 
 
 def test_coverage_fixture_shape() -> None:  # the sample has logging on somewhere, so the chart has a line
