@@ -243,9 +243,9 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
     v.expired = [f for f in result.findings if "expired_suppression" in f.properties]
     v.account_errors = [a for a in m.accounts if a.status == "error"]
     if ctx.fix_plan is not None:
-        from audit_bedrock.reports.fixplan import Step, cli_command
-        for fid, items in ctx.fix_plan.by_finding().items():
-            v.fixes[fid] = [FixItem(cli_command(i, f'"$PROFILE_{i.account_id}"'), i.note, i.operation)
+        from audit_bedrock.reports.fixplan import Step, cli_command, profile_variable
+        for fid, items in ctx.fix_plan.by_finding().items():  # the commands exactly as fix-plan.sh writes them
+            v.fixes[fid] = [FixItem(cli_command(i, f'"${profile_variable(i.account_id)}"'), i.note, i.operation)
                             if isinstance(i, Step) else FixItem("", i.note, "") for i in items]
     if ctx.history:
         from audit_bedrock.reports.history import DELIVERY_RULE, point_from_result, series
