@@ -35,3 +35,6 @@ EXIT_CODES_TEXT = ("Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usa
                    "4 a report could not be written (the others were), 5 internal error, 130 interrupted.")
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "html", "sarif")
 DEFAULT_OUTPUT_DIR = "audit-bedrock-report"
+
+# The role that imports a member account's findings into Security Hub (deploy/audit-role.yaml, when asked).
+DEFAULT_IMPORT_ROLE = "AuditBedrockSecurityHubImport"

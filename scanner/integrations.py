@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audit_bedrock import policy
+from audit_bedrock import constants
 from audit_bedrock.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("audit_bedrock")
 
-DEFAULT_IMPORT_ROLE = policy.DEFAULT_IMPORT_ROLE  # deploy/audit-role.yaml creates it when asked
+DEFAULT_IMPORT_ROLE = constants.DEFAULT_IMPORT_ROLE  # deploy/audit-role.yaml creates it when asked
+# policy (and with it the collectors and botocore) is imported only where used: --help and --list-rules stay light
 
 
 def home_region() -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit_bedrock import collectors
+from audit_bedrock import collectors, constants
 from audit_bedrock.discovery import SSM_ACTION
 
 POLICY_VERSION = "2012-10-17"
@@ -102,7 +102,7 @@ def caller_policy(role_name: str) -> dict[str, Any]:
 # added only for an importing caller. With the default product, Security Hub accepts a finding only from the
 # finding's own account, so each statement is scoped to that account's own default product.
 IMPORT_ACTION = "securityhub:BatchImportFindings"
-DEFAULT_IMPORT_ROLE = "AuditBedrockSecurityHubImport"
+DEFAULT_IMPORT_ROLE = constants.DEFAULT_IMPORT_ROLE
 WRITE_ACTIONS: frozenset[str] = frozenset({IMPORT_ACTION})
 
 
