@@ -36,6 +36,8 @@ def to_document(result: ScanResult, version: str) -> dict[str, Any]:
     }
     if m.region_source:
         doc["scan"]["region_source"] = m.region_source
+    if result.not_rechecked:  # additive: present only when a baseline finding could not be re-checked
+        doc["not_rechecked"] = [f.to_json() for f in result.not_rechecked]
     if m.shard is not None:  # only shard runs carry it, so whole runs and merges stay byte-identical
         doc["scan"]["shard"] = {"index": m.shard[0], "count": m.shard[1]}
     return doc

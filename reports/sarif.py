@@ -6,7 +6,15 @@ GitHub's rules this renderer follows:
   `region.startLine: 1`; the ARN (a URI with scheme `arn`) goes in `logicalLocations` and properties;
 - `partialFingerprints.primaryLocationLineHash` is the finding id, so alerts are tracked across runs;
 - each rule carries `properties.security-severity` as a numeric string and a `security` tag;
-- `automationDetails.id` gives each organization (or single account) its own category;
+- `automationDetails.id` gives each organization (or single account) its own category, and a subset scan
+  (`--ou`, `--accounts`, `--exclude-accounts`) its own below it (`audit-bedrock/ORG/ou-x/`): GitHub closes the
+  alerts a category's new upload no longer has, so a subset must never share the whole organization's category.
+  upload-sarif's `category` input only fills in a missing id (codeql-action's populateRunAutomationDetails), so
+  it is ignored for this file: leave it unset;
+- `tool.driver.informationUri` is the project's home page as its installed metadata names it (pyproject's
+  `[project.urls]`); the project declares none, so the field (optional in SARIF 2.1.0) is left out
+  rather than filled with a made-up address;
+- a `--shard K/N` run's own SARIF gets its own category too (`.../shard-K-of-N/`): only the merge covers them all;
 - at most 25,000 results per run and 10 MB gzipped: the most severe findings are kept, and the run
   says how many were left out.
 
@@ -20,7 +28,10 @@ high), warning (medium) or note (low, info).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
+from functools import lru_cache
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock.constants import SEVERITY_RANK
@@ -37,6 +48,9 @@ MAX_GZIP_BYTES = 10 * 1024 * 1024
 SECURITY_SEVERITY: dict[str, str] = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
 LEVEL: dict[str, str] = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 ARTIFACT = "bedrock-invocation-logging"
+DISTRIBUTION = "audit-bedrock"
+# Project-URL labels that name a home page, most specific first (core metadata 2.1, "Project-URL").
+HOME_LABELS = ("homepage", "home", "repository", "source", "sourcecode", "documentation")
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -50,6 +64,13 @@ def location_uri(finding: Finding) -> str:
 def _sentence(text: str) -> str:
     text = " ".join(text.split())
     return text if not text or text.endswith((".", "!", "?")) else text + "."
+
+
+def plain_message(text: str) -> str:
+    """Message text as SARIF's plain-text format requires (SARIF 2.1.0, 3.11.6): `[` and `]` that do not
+    open an embedded link, and `\\`, escaped with a backslash, so an AWS-controlled value such as a key prefix
+    `[Fix it now](https://evil.example)` is shown as text, never as a live link."""
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
 
 
 def _pascal(title: str) -> str:
@@ -98,7 +119,7 @@ def _rule(rule_id: str, catalog: dict[str, Any], first: Finding, severity: str) 
     return rule
 
 
-def _result(f: Finding, rule_index: int) -> dict[str, Any]:
+def _result(f: Finding, rule_index: int, rechecked: bool = True) -> dict[str, Any]:
     props: dict[str, Any] = {"resource": f.resource, "accountId": f.account_id, "accountName": f.account_name,
                              "region": f.region, "severity": f.severity, "findingId": f.id,
                              "baseline": f.baseline, "status": f.status}
@@ -109,7 +130,7 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL.get(f.severity, "warning"),
-        "message": {"text": _sentence(f.message or f.title)},
+        "message": {"text": plain_message(_sentence(f.message or f.title))},
         "locations": [{
             "physicalLocation": {"artifactLocation": {"uri": location_uri(f)}, "region": {"startLine": 1}},
             "logicalLocations": [{"fullyQualifiedName": f.resource, "kind": "resource"}],
@@ -117,6 +138,9 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         "partialFingerprints": {"primaryLocationLineHash": f.id},
         "properties": props,
     }
+    if not rechecked:  # kept open in code scanning: this run did not read it again, so it is not fixed
+        res["baselineState"] = "unchanged"
+        props["notRechecked"] = True
     sup = f.properties.get("suppression")
     if f.status == "suppressed":
         info = sup if isinstance(sup, dict) else {}
@@ -128,14 +152,57 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
     return res
 
 
-def automation_id(result: ScanResult) -> str:
-    """One category per organization; a single-account scan gets the account's own."""
+def _digest(ids: list[str]) -> str:
+    return hashlib.sha256(",".join(sorted(set(ids))).encode()).hexdigest()[:12]
+
+
+def scope_key(ous: list[str] | tuple[str, ...] = (), accounts: list[str] | tuple[str, ...] = (),
+              exclude: list[str] | tuple[str, ...] = ()) -> str:
+    """The scanned subset as a category segment: '' for a whole organization (or the caller's account alone).
+
+    `--ou` names its OUs (sorted, joined by '+'); an `--accounts` list or `--exclude-accounts` is named by a
+    digest of the sorted ids, so the same subset always gets the same category and another subset never does.
+    """
+    parts = []
+    if ous:
+        parts.append("+".join(sorted(set(ous))))
+    if accounts:
+        parts.append(f"accounts-{_digest(list(accounts))}")
+    if exclude:
+        parts.append(f"excluding-{_digest(list(exclude))}")
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", "+".join(parts))
+
+
+def automation_id(result: ScanResult, scope: str = "") -> str:
+    """One category per organization, one below it per scanned subset; a single-account scan gets the account's."""
+    shard = result.meta.shard
+    parts = [p for p in (scope, f"shard-{shard[0]}-of-{shard[1]}" if shard else "") if p]
     scanned = [a.id for a in result.meta.accounts if a.status != "skipped"]
-    if len(scanned) == 1:
-        key = scanned[0]
-    else:
-        key = result.meta.organization_id or result.meta.caller_account or "unknown"
-    return f"audit-bedrock/{key}/"
+    if len(scanned) == 1 and not shard:
+        return f"audit-bedrock/{scanned[0]}/"
+    key = result.meta.organization_id or result.meta.caller_account or "unknown"
+    return "/".join(["audit-bedrock", key, *parts]) + "/"
+
+
+def home_page(meta: metadata.PackageMetadata | None) -> str | None:
+    """The https home page in a distribution's core metadata (Project-URL, else Home-page); None without one."""
+    if meta is None:
+        return None
+    urls: dict[str, str] = {}
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = str(entry).partition(",")
+        urls.setdefault(re.sub(r"[^a-z]", "", label.lower()), url.strip())
+    candidates = [urls.get(label, "") for label in HOME_LABELS] + [str(u) for u in meta.get_all("Home-page") or []]
+    return next((u for u in candidates if u.startswith("https://")), None)
+
+
+@lru_cache(maxsize=1)
+def information_uri() -> str | None:
+    """`tool.driver.informationUri`: the installed project's home page, or None (the field is then omitted)."""
+    try:
+        return home_page(metadata.metadata(DISTRIBUTION))
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _skipped_regions(result: ScanResult) -> list[dict[str, Any]]:
@@ -150,8 +217,9 @@ def _skipped_regions(result: ScanResult) -> list[dict[str, Any]]:
         regions = sorted({r for _, r in cells})
         accounts = sorted({a for a, _ in cells})
         notes.append({"level": "note", "descriptor": {"id": "audit-bedrock/region-skipped"},
-                      "message": {"text": _sentence(f"Skipped {len(cells)} region(s) ({', '.join(regions)}) in "
-                                                    f"{len(accounts)} account(s): {reason}")},
+                      "message": {"text": plain_message(_sentence(
+                          f"Skipped {len(cells)} region(s) ({', '.join(regions)}) in {len(accounts)} account(s): "
+                          f"{reason}"))},
                       "properties": {"reason": reason, "regions": regions, "accounts": accounts[:100],
                                      "accountCount": len(accounts)}})
     return notes
@@ -179,6 +247,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     index = {rid: i for i, rid in enumerate(order)}
     rules = [_rule(rid, ctx.catalog.get(rid, {}), first[rid], worst[rid]) for rid in order]
     m = result.meta
+    carried = {f.id for f in result.not_rechecked}
     notifications: list[dict[str, Any]] = []
     if omitted:
         notifications.append({"level": "warning", "descriptor": {"id": "audit-bedrock/truncated"},
@@ -188,7 +257,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     for a in m.accounts:
         if a.status == "error":
             notifications.append({"level": "error", "descriptor": {"id": "audit-bedrock/account-error"},
-                                  "message": {"text": _sentence(f"Account {a.id} could not be scanned: {a.reason}")}})
+                                  "message": {"text": plain_message(
+                                      _sentence(f"Account {a.id} could not be scanned: {a.reason}"))}})
     notifications.extend(_skipped_regions(result))
     invocation: dict[str, Any] = {"executionSuccessful": not m.incomplete}
     if m.started_at:
@@ -197,13 +267,17 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         invocation["endTimeUtc"] = m.finished_at
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
+    driver: dict[str, Any] = {"name": "audit-bedrock", "version": ctx.version, "semanticVersion": ctx.version}
+    home = information_uri()
+    if home:
+        driver["informationUri"] = home
+    driver["rules"] = rules
     run: dict[str, Any] = {
-        "tool": {"driver": {"name": "audit-bedrock", "version": ctx.version, "semanticVersion": ctx.version,
-                            "rules": rules}},
-        "automationDetails": {"id": automation_id(result)},
+        "tool": {"driver": driver},
+        "automationDetails": {"id": automation_id(result, ctx.scope)},
         "invocations": [invocation],
         "columnKind": "unicodeCodePoints",
-        "results": [_result(f, index[f.rule_id]) for f in kept],
+        "results": [_result(f, index[f.rule_id], f.id not in carried) for f in kept],
         "properties": {
             "organizationId": m.organization_id, "callerAccount": m.caller_account, "regions": list(m.regions),
             "accountsScanned": sum(1 for a in m.accounts if a.status == "scanned"),
@@ -213,6 +287,8 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     }
     if omitted:
         run["properties"]["truncationReason"] = reason
+    if carried:
+        run["properties"]["notRecheckedFindings"] = len(carried)
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
@@ -227,7 +303,7 @@ def _gzipped_size(data: bytes) -> int:
 def to_sarif(result: ScanResult, ctx: RenderContext, max_results: int = MAX_RESULTS,
              max_gzip_bytes: int = MAX_GZIP_BYTES) -> bytes:
     """Render, keeping the most severe findings when over either limit."""
-    ordered = _ordered(result.findings)
+    ordered = _ordered((*result.findings, *result.not_rechecked))
     keep = min(len(ordered), max_results)
     reason = f"GitHub accepts at most {max_results} results per run" if keep < len(ordered) else ""
     data = _encode(_document(result, ctx, ordered[:keep], len(ordered) - keep, reason))

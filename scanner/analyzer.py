@@ -621,3 +621,30 @@ def public_grants(policy: Policy) -> list[PublicGrant]:
 def unconditioned_public_grants(policy: Policy) -> list[str]:
     """The Sid (or "Statement[i]") of each statement public_grants() finds, in order."""
     return [g.statement for g in public_grants(policy)]
+
+
+def blocks(policies: Iterable[Policy], request: Request) -> bool | None:
+    """Whether one SCP level certainly blocks `request`, for a protection question (the strict reading).
+
+    True when a Deny certainly matches, or when no Allow could match (an SCP level without an Allow denies
+    implicitly). False when an Allow certainly matches and no Deny could. None when it cannot be decided: an
+    undecidable Deny (or Allow) never counts as protection, unlike `decide`, which is conservative for access.
+    """
+    if policies is None or isinstance(policies, str | Mapping):
+        policies = [policies]
+    statements = [s for p in policies for s in parse(p)]
+    ctx = _context(request.context)
+    deny_hits: list[_Tri] = []
+    allow_hits: list[_Tri] = []
+    for stmt in statements:
+        hit = _all3(_action_match(stmt, request.action), _resource_match(stmt, request.resource),
+                    _principal_match(stmt, request.principal), _conditions_match(stmt, ctx))
+        (deny_hits if stmt["Effect"] == "Deny" else allow_hits).append(hit)
+    if True in deny_hits:
+        return True
+    allowed = _any3(allow_hits)
+    if allowed is False:
+        return True
+    if None in deny_hits or allowed is None:
+        return None
+    return False

@@ -23,28 +23,46 @@ import logging
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from audit_bedrock import __version__, constants
+from audit_bedrock import __version__, constants, integrations
 from audit_bedrock.config import Config, load_config, validate_regions
 from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
-from audit_bedrock.engine import Evaluator, Rule, load_rules
+from audit_bedrock.engine import GAP_RULE_ID, Evaluator, Rule, load_rules
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import dump_facts, load_facts
-from audit_bedrock.findings import FindingBuilder, apply_baseline, load_baseline, sort_findings
+from audit_bedrock.findings import (
+    FindingBuilder,
+    apply_baseline,
+    load_baseline,
+    not_rechecked_reason,
+    sort_findings,
+)
 from audit_bedrock.merge import merge
 from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
-from audit_bedrock.output import S3Writer, join, write_atomic, write_output
-from audit_bedrock.reports import FORMATS, RenderContext, renderer
+from audit_bedrock.output import (
+    STDOUT_DIR,
+    S3Writer,
+    check_local_dir,
+    is_s3,
+    join,
+    split_s3,
+    write_atomic,
+    write_output,
+)
+from audit_bedrock.reports import FORMATS, RenderContext, outputs, renderer
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.shard import shard_of
 from audit_bedrock.yamlcheck import did_you_mean
 
+if TYPE_CHECKING:
+    from audit_bedrock.reports.fixplan import FixPlan, FixPlanner
+
 log = logging.getLogger("audit_bedrock")
 __all__ = ["OutputOptions", "Report", "RunOptions", "ScanOptions", "ScanOutcome", "ScopeOptions",
-           "Settings", "catalog_rules", "catalog_text", "check_formats", "evaluate_facts", "evaluate_saved",
-           "exit_code", "known_regions", "load_settings", "merge_results", "parse_regions", "policy_text",
-           "read_baseline", "run", "scan", "write_reports"]
+           "Settings", "catalog_json", "catalog_rules", "catalog_text", "check_formats", "check_outputs",
+           "check_profile", "evaluate_facts", "evaluate_saved", "exit_code", "known_regions", "load_settings",
+           "merge_results", "parse_regions", "policy_text", "read_baseline", "run", "scan", "write_reports"]
 
 FailOn = Literal["critical", "high", "medium", "low", "none"]
 Regions = tuple[str, ...] | Literal["all"] | None
@@ -81,6 +99,8 @@ class ScanOptions:
     max_workers: int | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    only_rules: tuple[str, ...] = ()  # --rules: evaluate these rules only
+    skip_rules: tuple[str, ...] = ()  # --skip-rules: not these (added to the config's disabled_rules)
 
 
 @dataclass(frozen=True)
@@ -91,9 +111,15 @@ class OutputOptions:
     output_dir: str = DEFAULT_OUTPUT_DIR  # a folder or s3://bucket/prefix
     baseline: str | None = None
     fail_on_new: bool = False
+    fail_on_incomplete: bool = False  # an incomplete scan exits 3 even when it has findings at or above fail_on
+    min_severity: str | None = None  # --min-severity: findings below it are left out of the reports and the exit
     save_facts: str | None = None
+    history: str | None = None  # previous findings.json: a folder or s3://bucket/prefix (the trend, the summary)
+    security_hub_import: bool = False  # import the findings into Security Hub: the only write, off by default
+    security_hub_role_name: str | None = None  # the import role in member accounts
     progress: bool = True  # a progress bar when stderr is a terminal
-    summary: bool = True  # the summary on stdout
+    summary: bool = True  # the summary on stdout (on stderr when findings.json goes to stdout)
+    brief: bool = False  # the summary in two lines: counts and verdict, then where the reports are
 
 
 @dataclass(frozen=True)
@@ -118,6 +144,11 @@ class RunOptions:
             raise UsageError("--shard applies to a scan, not to --from-facts")
         if self.from_facts and self.output.save_facts:
             raise UsageError("--save-facts and --from-facts cannot be combined")
+        if self.output.output_dir == STDOUT_DIR and tuple(self.output.formats) != ("json",):
+            raise UsageError("--output-dir - writes findings.json to stdout: give --format json (or no --format)")
+        if self.output.fail_on_new and not self.output.baseline:
+            raise UsageError("--fail-on-new needs --baseline (a previous findings.json): without one every finding "
+                             "is new")
 
 
 @dataclass(frozen=True)
@@ -133,18 +164,20 @@ class Settings:
 
 @dataclass(frozen=True)
 class ScanOutcome:
-    """A finished scan: the result, and the raw account documents when they were kept."""
+    """A finished scan: the result, the raw account documents when they were kept, and the fix plan when asked."""
 
     result: ScanResult
     facts: tuple[dict[str, Any], ...] | None = None
+    fix_plan: FixPlan | None = None
 
 
 @dataclass(frozen=True)
 class Report:
-    """What write_reports did: the result as reported (baseline applied) and the files written."""
+    """What write_reports did: the result as reported (baseline applied), the files written, the ones that failed."""
 
     result: ScanResult
     written: tuple[str, ...]
+    failed: tuple[str, ...] = ()  # "DEST: why" for each file that could not be written
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -184,12 +217,22 @@ def load_settings(options: RunOptions) -> Settings:
         if rid not in ids:
             raise UsageError(f"'severity_overrides.{rid}': no such rule", source=src)
     for rid in cfg.disabled_rules:
+        if rid == GAP_RULE_ID:  # it reports every rule that could not be evaluated: disabling it hides them
+            raise UsageError(f"'disabled_rules': {GAP_RULE_ID} cannot be disabled: it reports the rules that "
+                             "could not be evaluated (suppress it per account instead)", source=src)
         if rid not in ids:
             raise UsageError(f"'disabled_rules': no such rule '{rid}'", source=src)
     for i, s in enumerate(cfg.suppressions):
         if s.rule != "*" and s.rule not in ids:
             raise UsageError(f"'suppressions[{i}].rule': no such rule '{s.rule}'", source=src)
-    return Settings(cfg, tuple(r for r in rules if r.id not in cfg.disabled_rules))
+    for flag, wanted in (("--rules", opts.only_rules), ("--skip-rules", opts.skip_rules)):
+        for rid in wanted:
+            if rid not in ids:
+                raise UsageError(f"{flag}: no such rule '{rid}'{did_you_mean(rid, sorted(ids))} "
+                                 "(`audit-bedrock --list-rules` lists them)")
+    off = {*cfg.disabled_rules, *opts.skip_rules}
+    keep = set(opts.only_rules) or ids
+    return Settings(cfg, tuple(r for r in rules if r.id in keep and r.id not in off))
 
 
 def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
@@ -210,11 +253,80 @@ def read_baseline(path: str | None, shard: tuple[int, int] | None = None) -> lis
     return baseline
 
 
+def check_profile(profile: str | None) -> None:
+    """Refuse a --profile (or AWS_PROFILE) that names no profile, before anything else runs."""
+    import os
+
+    import botocore.session
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        botocore.session.Session(profile=profile).get_scoped_config()
+    except ProfileNotFound:
+        name = profile or os.environ.get("AWS_PROFILE", "")
+        where = "--profile" if profile else "AWS_PROFILE"
+        raise UsageError(f"{where}: no AWS profile named '{name}' in the AWS config or credentials file "
+                         "(see `aws configure list-profiles`)") from None
+
+
+def check_outputs(options: RunOptions) -> None:
+    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call.
+
+    A local folder is probed without being created; for s3:// the bucket must exist (HeadBucket). A bucket
+    that answers 403 may still accept PutObject: that is a warning, and the writes at the end decide.
+    """
+    out = options.output
+    if out.output_dir != STDOUT_DIR:
+        if is_s3(out.output_dir):
+            _check_s3_dir(out.output_dir, options.scan)
+        else:
+            check_local_dir(Path(out.output_dir), "--output-dir")
+    if out.save_facts:
+        check_local_dir(Path(out.save_facts).parent, "--save-facts")
+
+
+def _check_s3_dir(url: str, opts: ScanOptions) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from audit_bedrock.aws.errors import error_code, error_message
+
+    bucket, _ = split_s3(url)
+    try:
+        S3Writer(profile=opts.profile, endpoint_url=opts.endpoint_url).client().head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            log.warning("--output-dir %s: cannot check the bucket (HeadBucket: %s); the reports are written "
+                        "there at the end", url, error_message(exc))
+            return
+        why = "the bucket does not exist (NoSuchBucket)" if error_code(exc) in ("404", "NoSuchBucket") \
+            else error_message(exc)
+        raise UsageError(f"--output-dir {url}: cannot write there: {why}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"--output-dir {url}: cannot write there: {error_message(exc)}") from None
+
+
 # ---------------------------------------------------------------------------------------------- catalog, policy
 
 def catalog_rules(options: ScanOptions) -> list[Rule]:
     """Every rule of the configured packs (disabled ones too), for --list-rules and --explain."""
     return load_rules([*load_config(options.config).rule_paths, *options.rules_dirs])
+
+
+def catalog_json(options: ScanOptions) -> str:
+    """The rule catalog as JSON for --list-rules --format json: the config's severity_overrides and disabled_rules
+    applied (`severity`, `enabled`), beside each rule's own `default_severity`."""
+    import json
+
+    cfg = load_config(options.config)
+    overrides = dict(cfg.severity_overrides)
+    rules = []
+    for r in load_rules([*cfg.rule_paths, *options.rules_dirs]):
+        entry = r.to_catalog()
+        entry.update(default_severity=r.severity, severity=overrides.get(r.id, r.severity),
+                     severity_varies=bool(r.severity_when) and r.id not in overrides,
+                     enabled=r.id not in cfg.disabled_rules)
+        rules.append(entry)
+    return json.dumps({"rules": rules}, indent=2) + "\n"
 
 
 def facts_text() -> str:
@@ -224,17 +336,32 @@ def facts_text() -> str:
     return render_text()
 
 
-def catalog_text(rules: list[Rule], explain: str | None = None) -> str:
-    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation."""
+def catalog_text(rules: list[Rule], explain: str | None = None, width: int | None = None) -> str:
+    """The rule catalog, one line a rule; or, with `explain`, one rule's rationale and remediation wrapped to
+    `width` (default: the terminal's)."""
     if not explain:
         return "".join(f"{r.id:<9} {r.severity:<8} {r.scope:<8} {r.title}\n" for r in rules)
     rule = next((r for r in rules if r.id == explain.upper()), None)
     if rule is None:
-        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}")
-    lines = [f"{rule.id}  [{rule.severity}, {rule.scope} scope]  {rule.title}", ""]
+        raise UsageError(f"--explain: no rule '{explain}'{did_you_mean(explain.upper(), [r.id for r in rules])}; "
+                         "`audit-bedrock --list-rules` lists them")
+    import shutil
+    import textwrap
+
+    cols = max(40, min(width or shutil.get_terminal_size((100, 24)).columns, 120))
+
+    def para(text: str) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), cols, initial_indent="  ", subsequent_indent="  ") or [""]
+
+    lines = [*textwrap.wrap(f"{rule.id}  [default severity {rule.severity}, {rule.scope} scope]  {rule.title}",
+                            cols, subsequent_indent="  "), ""]
+    if rule.severity_when:
+        lines += ["Severity:", *para(f"{rule.severity} by default; the rule's severity_when raises or lowers it "
+                                     f"per finding to {' or '.join(sorted({s for _, s in rule.severity_when}))} "
+                                     "(see its YAML file); a finding carries the severity that applied."), ""]
     if rule.rationale:
-        lines += ["Why it matters:", f"  {rule.rationale}", ""]
-    lines += ["Remediation:", f"  {rule.remediation}", "", "References:", *(f"  {ref}" for ref in rule.references)]
+        lines += ["Why it matters:", *para(rule.rationale), ""]
+    lines += ["Remediation:", *para(rule.remediation), "", "References:", *(f"  {ref}" for ref in rule.references)]
     return "\n".join(lines) + "\n"
 
 
@@ -274,7 +401,8 @@ def _protect_logs() -> None:
             handler.addFilter(SecretFilter())
 
 
-def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> ScanOutcome:
+def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
+         planner: FixPlanner | None = None) -> ScanOutcome:
     """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -304,13 +432,17 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> S
         estate = select(estate, *scope.shard)
         log.info("shard %d/%d: %d of %d account(s)", *scope.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
+    from audit_bedrock.collectors.scp import read_scps
+    # The organization's SCPs (BIL-024): read once per scan by the caller, never per account.
     # Every Bedrock region, newer than the installed botocore included: once per scan, in the caller's account.
     ssm = sessions.client("ssm", ssm_query_region(sessions.home_region), caller_creds, "caller")
     known = bedrock_region_list(ssm, partition_of(sessions.home_region) or "aws")
     log.info("%d Bedrock region(s) from %s", len(known.regions), known.source)
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
-                    settings={"usage_lookback_days": cfg.usage_lookback_days}, bedrock_regions=known.regions)
-    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts)
+                    settings={"usage_lookback_days": cfg.usage_lookback_days, "scp": read_scps(org, estate)},
+                    bedrock_regions=known.regions)
+    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
+                      on_account=integrations.account_hook(planner))
     for acct, reason in estate.skipped:
         acc.add(skipped_doc(acct, reason))
     scanner = Scanner(sessions, plan)
@@ -329,7 +461,7 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False) -> S
     facts = tuple(acc.facts) if keep_facts else None
     del scanner, sessions, acc
     gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
-    return ScanOutcome(result, facts)
+    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
 
 
 def _progress(total: int, quiet: bool) -> Any:
@@ -339,12 +471,12 @@ def _progress(total: int, quiet: bool) -> Any:
     return tqdm(total=total, unit="account", file=sys.stderr, leave=False)
 
 
-def evaluate_facts(doc: dict[str, Any], settings: Settings) -> ScanResult:
+def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
     """Derive and judge the accounts of a facts document (as load_facts returns it); no AWS calls."""
     from audit_bedrock.scan import Accumulator  # the derivation and judging stages, shared with the scan
 
     acc = Accumulator(Evaluator(list(settings.rules), settings.config.rule_params()),
-                      FindingBuilder(settings.config))
+                      FindingBuilder(settings.config), on_account=integrations.account_hook(planner))
     for account in doc["accounts"]:
         acc.add(account)
     meta = doc["scan"]
@@ -355,9 +487,9 @@ def evaluate_facts(doc: dict[str, Any], settings: Settings) -> ScanResult:
                    region_source=str(meta.get("region_source") or ""))
 
 
-def evaluate_saved(path: str, settings: Settings) -> ScanResult:
+def evaluate_saved(path: str, settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
     """Re-derive and re-judge a --save-facts file."""
-    return evaluate_facts(load_facts(path), settings)
+    return evaluate_facts(load_facts(path), settings, planner)
 
 
 def merge_results(paths: tuple[str, ...], settings: Settings) -> ScanResult:
@@ -374,16 +506,28 @@ def merge_results(paths: tuple[str, ...], settings: Settings) -> ScanResult:
 # ---------------------------------------------------------------------------------------------- reports, exit
 
 def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
-                  baseline: list[Finding] | None = None, facts: tuple[dict[str, Any], ...] | None = None) -> Report:
-    """Apply the baseline, write the facts file (when given facts) and every format, print the summary."""
+                  baseline: list[Finding] | None = None, facts: tuple[dict[str, Any], ...] | None = None,
+                  fix_plan: FixPlan | None = None) -> Report:
+    """Apply the baseline, write the facts file (when given facts) and every format, print the summary;
+    import into Security Hub when asked."""
     _protect_logs()  # an s3:// output dir is written with botocore
     out = options.output
     formats = check_formats(out.formats)
+    if out.min_severity:
+        limit = SEVERITY_RANK[out.min_severity]
+        result = replace(result, findings=tuple(f for f in result.findings if SEVERITY_RANK[f.severity] <= limit))
+        if baseline is not None:
+            baseline = [f for f in baseline if SEVERITY_RANK[f.severity] <= limit]
     if baseline is not None:
-        marked, fixed = apply_baseline(list(result.findings), baseline)
-        result = replace(result, findings=tuple(marked), fixed=tuple(fixed))
+        marked, fixed, carried = apply_baseline(list(result.findings), baseline,
+                                                not_rechecked_reason(result, {r.id for r in settings.rules}))
+        result = replace(result, findings=tuple(marked), fixed=tuple(fixed), not_rechecked=tuple(carried))
+    scope = options.scope
     ctx = RenderContext(catalog={r.id: r.to_catalog() for r in settings.rules}, version=__version__,
-                        baseline=out.baseline if baseline is not None else None)
+                        baseline=out.baseline if baseline is not None else None,
+                        home_region=integrations.home_region(), fix_plan=fix_plan,
+                        scope=integrations.scope(scope.ous, scope.accounts, scope.exclude_accounts),
+                        history=integrations.history(out.history, options.scan.profile, options.scan.endpoint_url))
     s3 = S3Writer(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url)
     written = []
     if facts is not None and out.save_facts:
@@ -392,21 +536,51 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
                 "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
                 "api_calls": m.api_calls, "interrupted": m.interrupted, "region_source": m.region_source}
         path = Path(out.save_facts)
-        write_atomic(path, dump_facts(path, meta, list(facts)))
+        write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))
+    failed: list[str] = []
     for fmt in formats:  # render and write one format at a time: a large organization's reports are big
-        dest = join(out.output_dir, FORMATS[fmt][0])
-        write_output(dest, renderer(fmt)(result, ctx), s3)
-        written.append(dest)
+        if out.output_dir == STDOUT_DIR:
+            sys.stdout.buffer.write(renderer(fmt)(result, ctx))
+            sys.stdout.flush()
+            written.append("<stdout>")
+            continue
+        for name, render in outputs(fmt):
+            dest = join(out.output_dir, name)
+            try:
+                write_output(dest, render(result, ctx), s3)
+            except UsageError as exc:  # S3Writer: the URL and the AWS error
+                failed.append(str(exc))
+                continue
+            except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
+                failed.append(f"cannot write {dest}: {exc.strerror or exc}")
+                continue
+            written.append(dest)
+    tty = sys.stderr if out.output_dir == STDOUT_DIR else sys.stdout  # stdout carries findings.json with '-'
     if out.summary:
-        render_summary(result, written, baseline=baseline is not None)
-    return Report(result, tuple(written))
+        render_summary(result, written, out=tty, baseline=baseline is not None, brief=out.brief,
+                       previous=integrations.previous_run(ctx, result))
+    if out.security_hub_import:
+        imported = integrations.import_with_sessions(result, ctx, settings.config.external_id,
+                                                     out.security_hub_role_name, options.scan.profile,
+                                                     options.scan.endpoint_url)
+        if out.summary:
+            print(f"Security Hub: {imported.imported} finding(s) imported, {len(imported.failed)} failed", file=tty)
+    for problem in failed:  # the scan is not lost: what could be written was
+        print(f"audit-bedrock: error: {problem}", file=sys.stderr)
+    return Report(result, tuple(written), tuple(failed))
 
 
-def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) -> int:
-    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0."""
+def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fail_on_incomplete: bool = False) -> int:
+    """130 when interrupted; else 1 for open posture findings at or above fail_on; else 3 when incomplete; else 0.
+
+    With fail_on_incomplete, 3 comes before 1: lost coverage is never hidden behind findings (findings.json's
+    scan.complete says the same either way).
+    """
     if result.meta.interrupted:
         return constants.EXIT_INTERRUPTED
+    if fail_on_incomplete and result.meta.incomplete:
+        return constants.EXIT_INCOMPLETE
     fail_on, categories = settings.config.fail_on, settings.categories()
     if fail_on != "none":
         limit = SEVERITY_RANK[fail_on]
@@ -423,18 +597,24 @@ def exit_code(result: ScanResult, settings: Settings, new_only: bool = False) ->
 def run(options: RunOptions) -> int:
     """The whole run the options describe, reports written; returns the exit code. UsageError propagates."""
     _protect_logs()
+    check_profile(options.scan.profile)
     settings = load_settings(options)
-    check_formats(options.output.formats)  # before a long scan, not after it
+    formats = check_formats(options.output.formats)  # before a long scan, not after it
+    check_outputs(options)  # and where it goes
+    integrations.check_fix_format(formats, has_facts=not options.merge)
+    planner = integrations.fix_planner(formats, settings.config.min_retention_days)
     if options.merge:
         baseline = read_baseline(options.output.baseline)
         outcome = ScanOutcome(merge_results(options.merge, settings))
     else:
         baseline = read_baseline(options.output.baseline, options.scope.shard)
-        if baseline is None and options.output.fail_on_new:
-            log.warning("--fail-on-new without --baseline: every finding counts as new")
         if options.from_facts:
-            outcome = ScanOutcome(evaluate_saved(options.from_facts, settings))
+            outcome = ScanOutcome(evaluate_saved(options.from_facts, settings, planner),
+                                  fix_plan=planner.plan() if planner is not None else None)
         else:
-            outcome = scan(options, settings, keep_facts=bool(options.output.save_facts))
-    report = write_reports(outcome.result, settings, options, baseline, outcome.facts)
-    return exit_code(report.result, settings, new_only=options.output.fail_on_new)
+            outcome = scan(options, settings, keep_facts=bool(options.output.save_facts), planner=planner)
+    report = write_reports(outcome.result, settings, options, baseline, outcome.facts, outcome.fix_plan)
+    if report.failed:
+        return constants.EXIT_WRITE_FAILED
+    return exit_code(report.result, settings, new_only=options.output.fail_on_new,
+                     fail_on_incomplete=options.output.fail_on_incomplete)

@@ -2,8 +2,10 @@
 
 Both call the core API (audit_bedrock.api) in-process. A shard worker runs `--org --shard K/N` and writes its
 findings.json under runs/RUN/shards/ in the report bucket; the merge runs `--merge` over the shard files
-with `--baseline` the previous run (latest/findings.json), writes JSON, HTML and SARIF under runs/RUN/report/,
-copies them to latest/, and publishes to SNS when new critical or high findings appear.
+with `--baseline` the previous run (latest/findings.json) and `--history` the bucket's own runs/ (the trend in the
+HTML), writes JSON, HTML, SARIF, OCSF and ASFF under runs/RUN/report/, copies them to latest/, optionally imports
+the findings into Security Hub (each account's through its own import role), and publishes to SNS when new
+critical or high findings appear.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ ENV_ROLE_NAME = "AUDIT_BEDROCK_ROLE_NAME"
 ENV_EXTERNAL_ID = "AUDIT_BEDROCK_EXTERNAL_ID"
 ENV_REGIONS = "AUDIT_BEDROCK_REGIONS"
 ENV_TOPIC_ARN = "AUDIT_BEDROCK_TOPIC_ARN"
+ENV_SECURITY_HUB_IMPORT = "AUDIT_BEDROCK_SECURITY_HUB_IMPORT"  # "true": import the findings into Security Hub
+ENV_SECURITY_HUB_ROLE = "AUDIT_BEDROCK_SECURITY_HUB_ROLE_NAME"  # the import role in each member account
 SHARD_ENV = (ENV_BUCKET, ENV_ROLE_NAME, ENV_EXTERNAL_ID, ENV_REGIONS)  # what each function is configured with
-MERGE_ENV = (ENV_BUCKET, ENV_TOPIC_ARN)
-REPORT_FORMATS = ("json", "html", "sarif")
-REPORT_FILES = ("findings.json", "report.html", "findings.sarif")
+MERGE_ENV = (ENV_BUCKET, ENV_TOPIC_ARN, ENV_SECURITY_HUB_IMPORT, ENV_SECURITY_HUB_ROLE, ENV_EXTERNAL_ID)
+REPORT_FORMATS = ("json", "html", "sarif", "ocsf", "asff")
+REPORT_FILES = ("findings.json", "report.html", "findings.sarif", "findings.ocsf.json", "findings.asff.json")
 NOTIFY_SEVERITIES = ("critical", "high")
 MIN_BOTOCORE = (1, 42, 2)  # the audio data-type flag; an older botocore drops it silently
 MAX_LISTED = 50  # findings listed in one notification
@@ -59,6 +63,9 @@ class Layout:
 
     def latest_dir(self) -> str:
         return "latest"
+
+    def history_root(self) -> str:
+        return "runs/"
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -105,6 +112,14 @@ def scan_options() -> api.RunOptions:
     return api.RunOptions(scope=api.ScopeOptions(regions=api.parse_regions(regions) if regions else None),
                           scan=api.ScanOptions(role_name=env(ENV_ROLE_NAME), external_id=env(ENV_EXTERNAL_ID),
                                                fail_on="none"))
+
+
+def security_hub_import() -> tuple[bool, str | None, str | None]:
+    """(import?, import role name, ExternalId) from the stack's SecurityHubImport settings."""
+    def env(name: str) -> str | None:
+        return os.environ.get(name, "").strip() or None
+
+    return (env(ENV_SECURITY_HUB_IMPORT) or "").lower() == "true", env(ENV_SECURITY_HUB_ROLE), env(ENV_EXTERNAL_ID)
 
 
 def run_api(options: api.RunOptions) -> int:
@@ -210,10 +225,13 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             s3.download_file(lay.bucket, key, str(path))
             files.append(str(path))
         baseline = _baseline(s3, lay, folder)
+        importing, import_role, external_id = security_hub_import()
         code = run_api(api.RunOptions(
-            scan=api.ScanOptions(fail_on="none"), merge=tuple(files),
+            scan=api.ScanOptions(fail_on="none", external_id=external_id), merge=tuple(files),
             output=api.OutputOptions(formats=REPORT_FORMATS, output_dir=lay.url(report),
-                                     baseline=str(baseline) if baseline is not None else None)))
+                                     baseline=str(baseline) if baseline is not None else None,
+                                     history=lay.url(lay.history_root()), security_hub_import=importing,
+                                     security_hub_role_name=import_role)))
     body = s3.get_object(Bucket=lay.bucket, Key=f"{report}/findings.json")["Body"].read()
     doc = json.loads(body)
     for name in REPORT_FILES:  # this run becomes the next run's baseline

@@ -51,7 +51,7 @@ class ApprovedDestinations:
 class Config:
     """Every setting a scan reads; defaults apply when the key is absent."""
 
-    role_name: str = "OrganizationAccountAccessRole"
+    role_name: str = "AuditBedrockRole"  # the read-only role deploy/audit-role.yaml creates
     external_id: str | None = None
     regions: tuple[str, ...] | None = None  # None means "all"
     required_data_types: tuple[str, ...] = DATA_TYPES

@@ -14,6 +14,8 @@ from audit_bedrock.errors import UsageError
 from audit_bedrock.standin import server
 from audit_bedrock.standin.estate import DEMO_REGIONS, DEMO_SKIPPED_REGION, MEMBER_ROLE
 from audit_bedrock.standin.estate import seed_demo as seed
+from audit_bedrock.standin.evidence import demo_answers
+from audit_bedrock.standin.proxy import Proxy
 
 __all__ = ["DEMO_REGIONS", "DEMO_SKIPPED_REGION", "MEMBER_ROLE", "demo_config_path", "moto_server", "run_demo",
            "seed"]
@@ -63,11 +65,17 @@ def run_demo(options: RunOptions) -> int:
         raise UsageError("--demo and --from-facts cannot be combined")
     if options.merge:
         raise UsageError("--merge combines finished results; it cannot be combined with --demo")
-    with moto_server() as endpoint, _demo_environment(endpoint):
-        ids = seed(endpoint)
-        print(f"audit-bedrock demo: seeded {len(ids)} accounts on a local AWS stand-in at {endpoint}",
-              file=sys.stderr)
-        scope = replace(options.scope, org=True,
-                        regions=options.scope.regions or (*DEMO_REGIONS, DEMO_SKIPPED_REGION))
-        scan = replace(options.scan, config=options.scan.config or demo_config_path())
-        return run(replace(options, scope=scope, scan=scan))
+    with moto_server() as upstream, _demo_environment(upstream):
+        ids = seed(upstream)
+        # The scan goes through the stand-in's proxy: it answers what moto cannot (CloudTrail event
+        # history, log group deletion protection) in AWS's wire shapes, and forwards everything else.
+        with Proxy(upstream, answers=demo_answers(ids)) as proxy:
+            os.environ["AWS_ENDPOINT_URL"] = proxy.url  # _demo_environment restores it
+            print(f"audit-bedrock demo: seeded {len(ids)} accounts on a local AWS stand-in at {proxy.url}",
+                  file=sys.stderr)
+            scope = replace(options.scope, org=True,
+                            regions=options.scope.regions or (*DEMO_REGIONS, DEMO_SKIPPED_REGION))
+            # the demo's accounts hold only the role Organizations creates: enter them through it unless told otherwise
+            scan = replace(options.scan, config=options.scan.config or demo_config_path(),
+                           role_name=options.scan.role_name or MEMBER_ROLE)
+            return run(replace(options, scope=scope, scan=scan))

@@ -25,6 +25,7 @@ from audit_bedrock.analyzer import (
     public_grants,
     trusts_service,
 )
+from audit_bedrock.evidence import derive_evidence
 from audit_bedrock.facts import gap, is_gap
 
 Value = Any  # bool | None | gap dict
@@ -453,6 +454,7 @@ def derive(raw: dict[str, Any]) -> dict[str, Any]:
                 derive_key(key, acct, region, buckets if isinstance(buckets, list) else [])
             keys.extend(unknown_keys(rdoc))
         rdoc["destinations"] = destinations(rdoc)
+    derive_evidence(account)  # BIL-022..025: delivery proof, the last deletion, SCP protection, erasable stores
     return account
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -91,6 +91,9 @@ class Estate:
     # Every ACTIVE account of the organization, selected or not: where a resource of another account
     # (a bucket's KMS key) can be read through the audit role.
     members: frozenset[str] = frozenset()
+    # What discovery learnt about the organization for the SCP reads (collectors/scp.py), at no extra call:
+    # management_account, feature_set, root_policy_types, chains (account id -> [root id, OU ids...]).
+    organization: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
@@ -100,9 +103,16 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[st
     return items
 
 
-def ou_paths(org: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Walk the OU tree from the root: (account id -> 'Root/OU/Sub', OU id -> account ids beneath it)."""
+def ou_paths(org: Any, walk: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Walk the OU tree from the root: (account id -> 'Root/OU/Sub', OU id -> account ids beneath it).
+
+    `walk`, when given, also receives "roots" (ListRoots' answer) and "chains" (account id -> the ids of the
+    root and every OU above it, outermost first): where service control policies attach.
+    """
     roots = _pages(org, "list_roots", "Roots")
+    chains: dict[str, list[str]] = {}
+    if walk is not None:
+        walk.update(roots=roots, chains=chains)
     path_of: dict[str, str] = {}
     under: dict[str, list[str]] = {}
     stack: list[tuple[str, str, list[str]]] = [(r["Id"], r.get("Name") or "Root", [r["Id"]]) for r in roots]
@@ -110,6 +120,7 @@ def ou_paths(org: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
         parent_id, path, chain = stack.pop()
         for acct in _pages(org, "list_accounts_for_parent", "Accounts", ParentId=parent_id):
             path_of[acct["Id"]] = path
+            chains[acct["Id"]] = chain
             for ancestor in chain:
                 under.setdefault(ancestor, []).append(acct["Id"])
         for ou in _pages(org, "list_organizational_units_for_parent", "OrganizationalUnits", ParentId=parent_id):
@@ -127,6 +138,21 @@ def account_state(meta: dict[str, Any]) -> str:
     return str(meta.get("State") or meta.get("Status") or "ACTIVE")
 
 
+ORG_HELP = ("--org and --ou need the organization's management account or an Organizations delegated "
+            "administrator (README: \"Run from a delegated administrator\"); or name the accounts with --accounts")
+
+
+def org_access_message(caller: str, what: str, exc: Exception) -> str:
+    """One line for an Organizations read refused to the caller: what failed, why, and what to do instead."""
+    code = error_code(exc) if isinstance(exc, ClientError) else ""
+    if code == "AWSOrganizationsNotInUseException":
+        return (f"account {caller} is not in an organization ({error_message(exc)}); "
+                "scan it without --org, or name the accounts with --accounts")
+    if code in ("AccessDeniedException", "AccessDenied", "ParentNotFoundException"):
+        return f"{what} from account {caller} ({error_message(exc)}): {ORG_HELP}"
+    return f"{what}: {error_message(exc)}"
+
+
 def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[str] = (),
                       exclude: Iterable[str] = (), ous: Iterable[str] = ()) -> Estate:
     """Resolve the account set from flags: --org, --ou, --accounts, --exclude-accounts."""
@@ -136,23 +162,30 @@ def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[s
     excluded = set(exclude)
     org_id: str | None = None
     need_org = use_org or bool(ous)
+    organization: dict[str, Any] = {}
     try:
-        org_id = org.describe_organization()["Organization"]["Id"]
+        described = org.describe_organization()["Organization"]
+        org_id = described["Id"]
+        organization.update(management_account=described.get("MasterAccountId"),
+                            feature_set=described.get("FeatureSet"))
     except (ClientError, BotoCoreError) as exc:
         if need_org:
-            raise UsageError(f"cannot read the organization: {error_message(exc)}") from None
+            raise UsageError(org_access_message(caller, "cannot read the organization", exc)) from None
         log.info("not in an organization or not allowed to describe it: %s", error_message(exc))
 
     listed: dict[str, dict[str, Any]] = {}
     paths: dict[str, str] = {}
     under: dict[str, list[str]] = {}
+    walk: dict[str, Any] = {}
     if org_id is not None:
         try:
             listed = {a["Id"]: a for a in _pages(org, "list_accounts", "Accounts")}
-            paths, under = ou_paths(org)
+            paths, under = ou_paths(org, walk)
+            organization.update(chains=walk["chains"], root_policy_types=[
+                t for r in walk["roots"] for t in r.get("PolicyTypes") or []])
         except (ClientError, BotoCoreError) as exc:
             if need_org:
-                raise UsageError(f"cannot list the organization's accounts: {error_message(exc)}") from None
+                raise UsageError(org_access_message(caller, "cannot list the organization's accounts", exc)) from None
             log.info("cannot list the organization's accounts: %s", error_message(exc))
             listed, paths = {}, {}
 
@@ -183,7 +216,7 @@ def discover_accounts(org: Any, sts: Any, *, use_org: bool, accounts: Iterable[s
         else:
             scan.append(acct)
     members = frozenset(i for i, meta in listed.items() if account_state(meta) == "ACTIVE")
-    return Estate(org_id, caller, tuple(scan), tuple(skipped), members)
+    return Estate(org_id, caller, tuple(scan), tuple(skipped), members, organization)
 
 
 def enabled_regions(ec2: Any) -> set[str] | None:

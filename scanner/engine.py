@@ -265,16 +265,19 @@ class Evaluator:
     def evaluate_account(self, account: dict[str, Any]) -> list[RawResult]:
         """All results for one account document (its `regions` list holds the region documents)."""
         out: list[RawResult] = []
-        if account.get("status") == "skipped":
-            return out
+        status = account.get("status")
+        regions = [r for r in account.get("regions") or [] if isinstance(r, dict)]
+        if status == "skipped" or (status == "interrupted" and not any(r.get("status") == "scanned"
+                                                                        for r in regions)):
+            return out  # nothing was read: nothing to judge
         acct = {k: v for k, v in account.items() if k != "regions"}
         for rule in self.rules:
             if rule.scope == "account":
                 out.extend(self._run_safe(rule, {"account": acct, "params": self.params}, account, None))
-        if account.get("status") != "scanned":
+        if status not in ("scanned", "interrupted"):  # an interrupted account's regions read so far count
             return out
-        for region_doc in account.get("regions") or []:
-            if not isinstance(region_doc, dict) or region_doc.get("status") == "skipped":
+        for region_doc in regions:
+            if region_doc.get("status") == "skipped":
                 continue
             ctx = {"fact": region_doc, "account": acct, "params": self.params}
             for rule in self.rules:
@@ -284,10 +287,12 @@ class Evaluator:
 
     def _run_safe(self, rule: Rule, ctx: dict[str, Any], account: dict[str, Any],
                   region: str | None) -> list[RawResult]:
-        """`_run`; a fact of an unexpected type (a JMESPath type error) makes the rule SCAN-003, never a crash."""
+        """`_run`; an evaluation error of any kind (a JMESPath type error, a TypeError from comparing a string
+        with a number in a custom function, a fact of an unexpected type) makes the rule SCAN-003 for this
+        scope, never a crash: the rest of the scan goes on."""
         try:
             return self._run(rule, ctx, account, region)
-        except jmespath.exceptions.JMESPathError as exc:
+        except Exception as exc:  # contained per rule and scope, reported as SCAN-003 with the error
             gap_rule = self.gap_rule
             if gap_rule is None:
                 raise
@@ -354,7 +359,7 @@ class Evaluator:
     def _resource(rule: Rule, ctx: dict[str, Any], account: dict[str, Any], region: str | None) -> str:
         try:
             value = search(rule.resource, ctx)
-        except jmespath.exceptions.JMESPathError:
+        except Exception:  # noqa: BLE001 -- the rule's own error is reported by _run_safe; a default resource here
             value = None
         if isinstance(value, str) and value:
             return value

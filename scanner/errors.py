@@ -11,3 +11,13 @@ class UsageError(Exception):
     def __init__(self, message: str, *, source: str | None = None) -> None:
         self.source = source
         super().__init__(f"{source}: {message}" if source else message)
+
+
+def printable(text: object) -> str:
+    """`text` safe for a terminal or a log line: control and format characters (ESC, BEL, CR, LF, bidi
+    overrides) are shown as escapes, so an AWS-controlled value cannot retitle or clear the terminal or
+    forge a line."""
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in value)

@@ -26,6 +26,28 @@ def is_gap(value: Any) -> bool:
     return isinstance(value, dict) and value.get("gap") is True and "action" in value
 
 
+def lone_surrogate(value: Any, where: str = "") -> str:
+    """'' or the JSON path of the first string holding a lone surrogate (JSON's \\ud800 escape reads into
+    one; it cannot be written out as UTF-8)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'value'}: a lone surrogate (\\u{ord(value[_first_surrogate(value)]):04x}) is not text"
+        return ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = lone_surrogate(k, where) if isinstance(k, str) else ""
+        found = found or lone_surrogate(v, f"{where}[{k}]" if isinstance(k, int) else f"{where}.{k}".lstrip("."))
+        if found:
+            return found
+    return ""
+
+
+def _first_surrogate(text: str) -> int:
+    return next(i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF)
+
+
 def dump_facts(path: Path, meta: dict[str, Any], accounts: list[dict[str, Any]]) -> bytes:
     """Serialize a facts document of raw (underived) account documents, each with its region documents."""
     # Accounts arrive in the order their scans finish; sorted, the same estate gives the same bytes.
@@ -50,6 +72,9 @@ def load_facts(path: str) -> dict[str, Any]:
         raise UsageError(f"not an audit-bedrock facts file (expected format '{FACTS_FORMAT}')", source=path)
     if isinstance(doc.get("version"), bool) or doc.get("version") not in READABLE_VERSIONS:
         raise UsageError(f"unsupported facts version {doc.get('version')!r}", source=path)
+    problem = lone_surrogate(doc)
+    if problem:
+        raise UsageError(f"corrupt facts file: {problem}", source=path)
     accounts = doc.get("accounts")
     if not isinstance(accounts, list) or not isinstance(doc.get("scan"), dict):
         raise UsageError("corrupt facts file: 'scan' must be an object and 'accounts' a list", source=path)
@@ -67,14 +92,15 @@ def load_facts(path: str) -> dict[str, Any]:
 
 
 _STATUSES = ("scanned", "error", "skipped")
+_ACCOUNT_STATUSES = (*_STATUSES, "interrupted")
 
 
 def _account_problem(acct: dict[str, Any]) -> str:
     """What makes an account document unusable for re-evaluation (its facts may hold anything)."""
     if not _ACCOUNT_ID.match(acct["account_id"]):
         return f".account_id: '{acct['account_id']}' is not a 12-digit AWS account id"
-    if acct.get("status", "error") not in _STATUSES:
-        return f".status: must be one of {', '.join(_STATUSES)}, got {acct.get('status')!r}"
+    if acct.get("status", "error") not in _ACCOUNT_STATUSES:
+        return f".status: must be one of {', '.join(_ACCOUNT_STATUSES)}, got {acct.get('status')!r}"
     for key in ("account_name", "ou_path", "reason"):
         if not isinstance(acct.get(key, ""), str):
             return f".{key}: expected a string"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock.errors import UsageError
+from audit_bedrock.facts import lone_surrogate
 from audit_bedrock.findings import sort_findings
 from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanMeta, ScanResult
 
@@ -44,6 +45,9 @@ def read_part(path: str) -> Part:
         raise _not_findings(path, f"invalid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("schema_version") != 1:
         raise _not_findings(path, "no schema_version 1")
+    problem = lone_surrogate(doc)
+    if problem:
+        raise _not_findings(path, problem)
     scan = doc.get("scan")
     if not isinstance(scan, dict):
         raise _not_findings(path, "no 'scan' object")
@@ -184,7 +188,8 @@ def _coverage(parts: list[Part], outcomes: list[AccountOutcome], regions: tuple[
                                 destinations=tuple(c.get("destinations") or ()),
                                 large_data_s3=c.get("large_data_s3"),
                                 data_types=tuple((c.get("data_types") or {}).items()),
-                                reason=str(c.get("reason", "")))
+                                reason=str(c.get("reason", "")),
+                                last_delivery=c.get("last_delivery"), delivering=c.get("delivering"))
             except (KeyError, TypeError, AttributeError) as exc:
                 raise _not_findings(p.path, f"a coverage cell lacks {exc}") from None
             cells.setdefault(cell.account_id, []).append(cell)

@@ -21,12 +21,13 @@ class Account:
 
 @dataclass(frozen=True)
 class AccountOutcome:
-    """How the scan of one account went: scanned, error (not entered) or skipped."""
+    """How the scan of one account went: scanned, error (not entered), skipped, or interrupted (the scan was
+    stopped before the account was finished: its account-level checks did not run)."""
 
     id: str
     name: str
     ou_path: str
-    status: Literal["scanned", "error", "skipped"]
+    status: Literal["scanned", "error", "skipped", "interrupted"]
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -46,6 +47,10 @@ class Coverage:
     large_data_s3: bool | None = None
     data_types: tuple[tuple[str, bool], ...] = ()
     reason: str = ""
+    # BIL-022's evidence where logging is on and Bedrock was used: the newest delivery seen (ISO time or
+    # None) and whether every destination received logs since the last day with invocations.
+    last_delivery: str | None = None
+    delivering: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -55,6 +60,8 @@ class Coverage:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.delivering is not None:
+            out.update(delivering=self.delivering, last_delivery=self.last_delivery)
         return out
 
 
@@ -126,6 +133,7 @@ class ScanResult:
     findings: tuple[Finding, ...]
     fixed: tuple[Finding, ...] = ()
     notices: tuple[str, ...] = ()
+    not_rechecked: tuple[Finding, ...] = ()  # baseline findings this run did not read again: neither open nor fixed
 
     def open_findings(self) -> list[Finding]:
         return [f for f in self.findings if f.status == "open"]

@@ -8,12 +8,22 @@ from pathlib import Path
 from typing import Any
 
 S3_SCHEME = "s3://"
+STDOUT_DIR = "-"  # --output-dir -: findings.json to stdout, nothing written to disk
 CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8",
-                 ".sarif": "application/sarif+json"}
+                 ".sarif": "application/sarif+json", ".md": "text/markdown; charset=utf-8"}
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never half of one."""
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
+    """Write `data` to `path` so a reader sees the old file or the new one, never half of one.
+
+    The file gets 0666 less the umask, as open() would give it; `private` (a facts file: full policies) 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -21,11 +31,30 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_local_dir(folder: Path, flag: str) -> None:
+    """Raise UsageError unless files can be created in `folder` (it may not exist yet); nothing is left behind.
+
+    The probe is a temporary folder made in the nearest existing ancestor: permission bits alone say nothing
+    for root, or on a read-only or virtual file system such as /proc.
+    """
+    from audit_bedrock.errors import UsageError
+
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{flag} {folder}: cannot write there: {probe} is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".audit-bedrock-probe.", dir=probe))
+    except OSError as exc:
+        raise UsageError(f"{flag} {folder}: cannot write there: {exc.strerror or exc} ({probe})") from None
 
 
 def is_s3(dest: str) -> bool:

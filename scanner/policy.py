@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit_bedrock import collectors
+from audit_bedrock import collectors, constants
 from audit_bedrock.discovery import SSM_ACTION
 
 POLICY_VERSION = "2012-10-17"
@@ -18,8 +18,11 @@ MEMBER_SID = "AuditBedrockReadOnly"
 CALLER_ORG_ACTIONS: tuple[str, ...] = ("organizations:Describe*", "organizations:List*")
 # Public parameters have no account in their ARN; the path and its children both match.
 CALLER_SSM_RESOURCE = "arn:aws:ssm:*::parameter/aws/service/global-infrastructure/*"
-# An IAM action name is read-only when its verb starts with one of these.
-READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head")
+# An IAM action name is read-only when its verb starts with one of these. "Lookup" is here for exactly one
+# action, cloudtrail:LookupEvents (BIL-023: who deleted the logging configuration), which AWS classes as a
+# Read action: it searches the account's 90-day management event history and changes nothing. Added
+# deliberately; tests/test_readonly.py lists the same verbs.
+READ_ONLY_VERBS: tuple[str, ...] = ("Get", "List", "Describe", "Head", "Lookup")
 _ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 # botocore (service, operation) -> the IAM action that authorizes it, where the two names differ.
@@ -58,7 +61,7 @@ def iam_action(service: str, operation: str) -> str | None:
 
 
 def is_read_only(action: str) -> bool:
-    """True for a concrete `service:Verb...` action whose verb is Get, List, Describe or Head."""
+    """True for a concrete `service:Verb...` action whose verb is Get, List, Describe, Head or Lookup."""
     if not _ACTION_RE.match(action):
         return False
     return action.split(":", 1)[1].startswith(READ_ONLY_VERBS)
@@ -90,6 +93,52 @@ def caller_policy(role_name: str) -> dict[str, Any]:
          "Resource": CALLER_SSM_RESOURCE},
         {"Sid": "ScanCallerAccount", "Effect": "Allow", "Action": member_actions(), "Resource": "*"},
     ]}
+
+
+# ---------------------------------------------------------------------------------- Security Hub import
+# The one write audit-bedrock can ever make, only with --security-hub-import (the scheduled stack's
+# SecurityHubImport "true"): importing its findings with BatchImportFindings. It is never in the audit role: the
+# member side is its own role (deploy/audit-role.yaml's SecurityHubImportRole), the caller side two statements
+# added only for an importing caller. With the default product, Security Hub accepts a finding only from the
+# finding's own account, so each statement is scoped to that account's own default product.
+IMPORT_ACTION = "securityhub:BatchImportFindings"
+DEFAULT_IMPORT_ROLE = constants.DEFAULT_IMPORT_ROLE
+WRITE_ACTIONS: frozenset[str] = frozenset({IMPORT_ACTION})
+
+
+def import_resource(account: str, partition: str = "aws") -> str:
+    """The resource BatchImportFindings is authorized on: `account`'s default custom product, in any region."""
+    return f"arn:{partition}:securityhub:*:{account}:product/{account}/default"
+
+
+def import_policy(account: str, partition: str = "aws") -> dict[str, Any]:
+    """The member import role's permissions: BatchImportFindings for its own account's findings, nothing else."""
+    return {"Version": POLICY_VERSION, "Statement": [
+        {"Sid": "ImportOwnFindings", "Effect": "Allow", "Action": IMPORT_ACTION,
+         "Resource": import_resource(account, partition)}]}
+
+
+def caller_import_statements(account: str, import_role: str = DEFAULT_IMPORT_ROLE,
+                             partition: str = "aws") -> list[dict[str, Any]]:
+    """What an importing caller adds to the caller policy: import its own findings, enter the import roles."""
+    return [{"Sid": "ImportOwnFindings", "Effect": "Allow", "Action": IMPORT_ACTION,
+             "Resource": import_resource(account, partition)},
+            {"Sid": "EnterImportRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+             "Resource": f"arn:{partition}:iam::*:role/{import_role}"}]
+
+
+def writes(doc: dict[str, Any]) -> set[str]:
+    """Every action of a policy document's Allow statements that is not read-only (sts:AssumeRole aside; a
+    wildcard counts as read-only only when what precedes the `*` is a read verb, so `s3:*` is a write)."""
+    out: set[str] = set()
+    for stmt in doc.get("Statement") or []:
+        if stmt.get("Effect") != "Allow":
+            continue
+        actions = stmt.get("Action")
+        for action in [actions] if isinstance(actions, str) else actions or []:
+            if action != "sts:AssumeRole" and not is_read_only(action.rstrip("*")):  # List* is a read too
+                out.add(action)
+    return out
 
 
 def dumps(policy: dict[str, Any]) -> str:

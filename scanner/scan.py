@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from audit_bedrock import collectors
 from audit_bedrock.aws.clients import Sessions
@@ -68,6 +69,8 @@ class Accumulator:
     facts: list[dict[str, Any]] = field(default_factory=list)
     regions_seen: set[str] = field(default_factory=set)
     incomplete: bool = False
+    # Called with each account's facts and its findings as they arrive (the fix planner); the facts are not kept.
+    on_account: Callable[[dict[str, Any], list[Finding]], None] | None = None
 
     def add(self, raw: dict[str, Any]) -> None:
         """Derive one raw account document, then record its outcome, coverage and findings."""
@@ -75,7 +78,7 @@ class Accumulator:
         status = doc.get("status", "error")
         self.outcomes.append(AccountOutcome(doc["account_id"], doc.get("account_name", ""),
                                             doc.get("ou_path", ""), status, doc.get("reason", "")))
-        if status == "error":
+        if status in ("error", "interrupted"):
             self.incomplete = True
         for r in doc.get("regions") or []:
             cell = coverage_cell(doc["account_id"], r)
@@ -85,11 +88,15 @@ class Accumulator:
             if cell.status == "error":
                 self.incomplete = True
         name = doc.get("account_name", "")
+        mine = []
         for judged in self.evaluator.evaluate_account(doc):
             f = self.builder.build(judged, name)
             if judged.rule.category == "coverage":
                 self.incomplete = True
-            self.findings.append(f)
+            mine.append(f)
+        self.findings.extend(mine)
+        if self.on_account is not None:
+            self.on_account(doc, mine)
         if self.keep_facts:
             self.facts.append(raw)
 
@@ -113,6 +120,9 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     # Facts may come from a --from-facts file: keep only values of the shape findings.json promises.
     dests = logging_fact.get("destinations")
     types = logging_fact.get("data_types")
+    delivery = r.get("delivery")
+    delivering, last = (delivery.get("delivering"), delivery.get("last_delivery")) if isinstance(
+        delivery, dict) else (None, None)
     return Coverage(
         account_id, r["region"], "scanned",
         logging_enabled=bool(logging_fact.get("enabled")),
@@ -120,6 +130,8 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
         large_data_s3=bool(logging_fact.get("large_data_s3")),
         data_types=tuple(sorted(((k, v) for k, v in types.items() if k in _DATA_ORDER and isinstance(v, bool)),
                                 key=lambda kv: _DATA_ORDER[kv[0]])) if isinstance(types, dict) else (),
+        delivering=delivering if isinstance(delivering, bool) else None,
+        last_delivery=last if isinstance(last, str) and isinstance(delivering, bool) else None,
     )
 
 
@@ -148,17 +160,33 @@ def scp_denial(failure: Failure) -> str | None:
     return f"{failure.fact['action']} is denied by a service control policy" + (f" ({arn.group(1)})" if arn else "")
 
 
-def skipped_doc(acct: Account, reason: str) -> dict[str, Any]:
+def skipped_doc(acct: Account, reason: str, status: str = "skipped") -> dict[str, Any]:
     return {"account_id": acct.id, "account_name": acct.name, "ou_path": acct.ou_path,
-            "status": "skipped", "reason": reason, "regions": []}
+            "status": status, "reason": reason, "regions": []}
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPT_GRACE_SECONDS = 5.0
+NOT_STARTED = "not scanned: the scan was interrupted before this account"
+
+
+def mark_interrupted(doc: dict[str, Any]) -> None:
+    """An account the interrupt caught mid-scan: status interrupted, and every account-level fact not read
+    yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
+    doc.update(status="interrupted", reason="the scan was interrupted before this account was finished")
+    doc.setdefault("scanned_regions", [r["region"] for r in doc["regions"] if r.get("status") == "scanned"])
+    for c in collectors.ACCOUNT_COLLECTORS:
+        if c.name not in doc:
+            doc[c.name] = gap(",".join(c.actions), "Interrupted", "the scan was interrupted before this was read")
 
 
 class Scanner:
     """Scans accounts in a bounded thread pool; each account's regions are read in sequence."""
 
-    def __init__(self, sessions: Sessions, plan: ScanPlan) -> None:
+    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS) -> None:
         self.sessions = sessions
         self.plan = plan
+        self.grace = grace  # how long in-flight accounts may finish after an interrupt
         self.stop = threading.Event()
         # Reads inside other accounts of the organization (AccountContext.peer): one at a time, each account
         # entered once and each of its facts read once per scan, whichever scanned account needs it.
@@ -179,7 +207,7 @@ class Scanner:
         self.sessions.begin_account()
         try:
             creds = self.credentials_for(acct)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
             log.warning("%s: cannot enter account: %s", where, error_message(exc))
             doc.update(status="error", reason=f"AssumeRole failed: {error_message(exc)}")
             return doc
@@ -193,7 +221,8 @@ class Scanner:
         actx.peer = functools.partial(self.peer, actx)
         try:
             self._scan_regions(actx, doc)
-            if self.stop.is_set():
+            if self.stop.is_set():  # the account-level checks never ran: interrupted, not scanned
+                mark_interrupted(doc)
                 return doc
             region_docs = [r for r in doc["regions"] if r.get("status") == "scanned"]
             for c in collectors.ACCOUNT_COLLECTORS:
@@ -248,7 +277,6 @@ class Scanner:
         enabled = enabled_regions(actx.client("ec2", actx.home_region))
         for region in sorted(candidates):
             if self.stop.is_set():
-                doc.update(status="error", reason="scan interrupted")
                 return
             if enabled is not None and region not in enabled:
                 doc["regions"].append({"account_id": actx.account_id, "region": region, "status": "skipped",
@@ -301,7 +329,13 @@ class Scanner:
             raise KeyboardInterrupt
 
         main_thread = threading.current_thread() is threading.main_thread()
-        previous: Any = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        # SIGTERM (Lambda, containers, CI runners) is handled like Ctrl-C; a signal inherited as ignored
+        # (SIGINT in a background job) stays ignored.
+        previous: dict[int, Any] = {}
+        if main_thread:
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    previous[sig] = signal.signal(sig, on_sigint)
         try:
             exhausted = False
             while True:
@@ -328,19 +362,24 @@ class Scanner:
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
-            log.warning("interrupted: finishing the accounts in flight and writing what was scanned")
+            log.warning("interrupted: giving the accounts in flight %.0f s, then writing what was scanned",
+                        self.grace)
         finally:
-            if main_thread:  # a second Ctrl-C while the accounts in flight wind down stops at once
-                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-            pool.shutdown(wait=True, cancel_futures=True)
+            for signum, handler in previous.items():  # a second Ctrl-C while the accounts in flight wind down
+                signal.signal(signum, handler if handler is not None else signal.default_int_handler)
+            # in-flight accounts get a short grace, not the retries of a black-holed endpoint
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            if interrupted and pending:
+                wait(pending, timeout=self.grace)
         if interrupted:
             for fut, acct in pending.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     doc = fut.result()
-                    if doc.get("reason") != "scan interrupted":
+                    if doc.get("status") != "interrupted" or any(r.get("status") == "scanned"
+                                                                  for r in doc["regions"]):
                         on_done(doc)
                         continue
-                on_done(skipped_doc(acct, "not scanned: the scan was interrupted"))
+                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
             for acct in it:
-                on_done(skipped_doc(acct, "not scanned: the scan was interrupted"))
+                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
         return not interrupted

@@ -24,7 +24,7 @@ SCHEMA_FILE = "facts.schema.json"
 ROOTS: tuple[tuple[str, str], ...] = (("fact", "region"), ("account", "account"), ("params", "params"))
 # In rules `account` is the account document without its region documents (those are `fact`).
 HIDDEN_IN_RULES: dict[str, tuple[str, ...]] = {"account": ("regions",)}
-README_BEGIN = "<!-- facts-table:begin (generated: python -m audit_bedrock.vocabulary README.md) -->"
+README_BEGIN = "<!-- facts-table:begin (generated: python -m audit_bedrock.vocabulary docs/rule-packs.md) -->"
 README_END = "<!-- facts-table:end -->"
 
 
@@ -151,7 +151,7 @@ def render_text() -> str:
 
 
 def render_markdown() -> str:
-    """The fact table of the README's "Writing a rule pack" section."""
+    """The fact table of docs/rule-packs.md ("Writing a rule pack")."""
     lines = ["| Path | Type | Gap? | Derived? | Meaning |", "|---|---|---|---|---|"]
     for f in facts():
         meaning = f.description.replace("|", "\\|")
@@ -164,14 +164,14 @@ def replace_readme_table(text: str) -> str:
     """`text` with the block between the README markers replaced by the generated table."""
     start, end = text.find(README_BEGIN), text.find(README_END)
     if start < 0 or end < start:
-        raise ValueError(f"the README lacks the markers {README_BEGIN!r} ... {README_END!r}")
+        raise ValueError(f"the file lacks the markers {README_BEGIN!r} ... {README_END!r}")
     return text[:start + len(README_BEGIN)] + "\n" + render_markdown() + text[end:]
 
 
 def main(argv: list[str]) -> int:
-    """`python -m audit_bedrock.vocabulary README.md` rewrites the README's fact table from the schema."""
+    """`python -m audit_bedrock.vocabulary docs/rule-packs.md` rewrites that file's fact table from the schema."""
     if len(argv) != 1:
-        print("usage: python -m audit_bedrock.vocabulary README.md", file=sys.stderr)
+        print("usage: python -m audit_bedrock.vocabulary docs/rule-packs.md", file=sys.stderr)
         return 2
     path = Path(argv[0])
     path.write_text(replace_readme_table(path.read_text(encoding="utf-8")), encoding="utf-8")

@@ -62,6 +62,22 @@ def key_lines(text: str) -> dict[str, int]:
     return lines
 
 
+def _alias_problem(text: str) -> str:
+    """Refuse anchors and aliases, from the parser's events (streamed: nothing is constructed or expanded).
+
+    Config and rule files have no use for them; an alias bomb would expand to gigabytes, a recursive one
+    (`a: &x [*x]`) would recurse without end."""
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor:
+            mark = event.start_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+            return (f"{where}YAML {kind} '{anchor}' refused: "
+                    "anchors and aliases are not supported in this file")
+    return ""
+
+
 def read_yaml(path: Path, what: str) -> tuple[Any, str]:
     """Read and parse a YAML file, turning every failure into a UsageError naming the file."""
     try:
@@ -71,6 +87,9 @@ def read_yaml(path: Path, what: str) -> tuple[Any, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {what} file: {exc}", source=str(path)) from None
     try:
+        problem = _alias_problem(text)
+        if problem:
+            raise UsageError(problem, source=str(path))
         return yaml.load(text, Loader=_YAML_LOADER), text
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -36,6 +36,22 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(k, v)
 
 
+@pytest.fixture(autouse=True)
+def moto_lookup_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto has no cloudtrail:LookupEvents (NotImplementedError): answer "no event" in its real shape.
+
+    `{"Events": []}` is LookupEventsResponse with no event (botocore cloudtrail 2013-11-01). Only mock_aws and
+    in-process servers see this; a moto subprocess is reached through the stand-in proxy, which answers
+    LookupEvents itself. Tests of events found use a Stubber or the proxy.
+    """
+    try:
+        from moto.cloudtrail.responses import CloudTrailResponse
+    except ImportError:
+        return
+    monkeypatch.setattr(CloudTrailResponse, "lookup_events", lambda self: json.dumps({"Events": []}),
+                        raising=False)
+
+
 @pytest.fixture
 def moto_server() -> Iterator[str]:
     """An in-process moto server on a free 127.0.0.1 port, stopped when the test ends."""

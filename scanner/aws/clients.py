@@ -154,7 +154,7 @@ def keep_account_label_off_loopback(client: Any) -> None:
 class Sessions:
     """Builds clients for the caller and for member accounts reached through AssumeRole.
 
-    Cost model (see README "Performance"): a botocore session loads service models (the EC2 one alone is
+    Cost model (see docs/performance.md): a botocore session loads service models (the EC2 one alone is
     ~30 MB and ~0.1 s), so every worker session shares one data loader; a client costs milliseconds and owns a
     connection pool, so each worker thread builds one client per (service, region) and re-points it at the
     account it is scanning. Adaptive retries are per client, so a throttled account slows only the worker

@@ -6,6 +6,8 @@ import logging
 import re
 import threading
 
+from audit_bedrock.errors import printable
+
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 # Credential-shaped text in botocore's debug output: request headers and the AssumeRole answer.
@@ -14,6 +16,10 @@ _SECRET_PATTERNS = (
     re.compile(r"(<(SecretAccessKey|SessionToken)>)([^<]*)(?=</\2>)"),
     re.compile(r"(?i)(['\"](?:SecretAccessKey|SessionToken|secret_key|token|aws_secret_access_key|"
                r"aws_session_token)['\"]\s*:\s*b?['\"])([^'\"]+)"),
+    # a signed request as -vvv logs it: the SigV4 signature (replayable within its window) and the ExternalId
+    re.compile(r"(Signature=)([0-9a-fA-F]+)"),
+    re.compile(r"(?i)(X-Amz-Signature=)([0-9a-fA-F]+)"),
+    re.compile(r"(?i)(['\"]?ExternalId['\"]?\s*[:=]\s*b?['\"]?)([^'\"&,}\s]+)"),
 )
 REDACTED = "<redacted>"
 
@@ -44,7 +50,7 @@ class SecretFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             return True  # a malformed record: the handler reports it as usual
-        clean = redact(message)
+        clean = printable(redact(message))  # one record, one line: no terminal escapes from AWS values
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -12,20 +12,27 @@ Collectors only read: the derived facts (policy analysis) are a later stage, aud
 from __future__ import annotations
 
 from audit_bedrock.collectors.base import AccountCollector, RegionCollector
+from audit_bedrock.collectors.cloudtrail import DeletionCollector
+from audit_bedrock.collectors.delivery import DeliveryCollector
 from audit_bedrock.collectors.iam import IamCollector
 from audit_bedrock.collectors.kms import KeyCollector
 from audit_bedrock.collectors.logging_config import LoggingConfigCollector
 from audit_bedrock.collectors.logs import LogGroupCollector
 from audit_bedrock.collectors.metrics import UsageCollector
+from audit_bedrock.collectors.retention import BucketProtectionCollector
 from audit_bedrock.collectors.s3 import BucketCollector
+from audit_bedrock.collectors.scp import ScpCollector
 
 # The Bedrock logging configuration comes first: when it cannot be read the region is an error.
 PRIMARY = LoggingConfigCollector()
 # Destinations are read only when configured, metrics only where logging is off; keys after their users.
 REGION_COLLECTORS: tuple[RegionCollector, ...] = (LogGroupCollector(), BucketCollector(), KeyCollector(),
                                                   UsageCollector())
+# The evidence collectors (BIL-022..025) come after the destinations they read about.
+REGION_COLLECTORS += (BucketProtectionCollector(), DeliveryCollector(), DeletionCollector())
 # IAM is global: read once per account, after every region named its delivery role.
-ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = (IamCollector(),)
+# The SCPs were read once per scan by the caller: ScpCollector places them on the account, at no call.
+ACCOUNT_COLLECTORS: tuple[AccountCollector, ...] = (IamCollector(), ScpCollector())
 
 # Discovery's own reads, in the member account.
 DISCOVERY_ACTIONS: tuple[str, ...] = ("ec2:DescribeRegions",)

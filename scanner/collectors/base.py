@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from audit_bedrock.aws.errors import error_code, error_message
 from audit_bedrock.facts import gap
@@ -77,7 +78,7 @@ def reading(action: str, where: str) -> Iterator[None]:
         code = error_code(exc)
         log.info("%s: %s failed: %s", where, action, error_message(exc))
         raise Failure(gap(action, code, error_message(exc)), code, exc) from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:  # an unparsable answer is not a BotoCoreError
         code = type(exc).__name__
         log.warning("%s: %s failed: %s", where, action, error_message(exc))
         raise Failure(gap(action, code, error_message(exc)), code, exc) from exc

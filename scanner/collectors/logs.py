@@ -34,20 +34,23 @@ def read_log_group(actx: AccountContext, region: str, name: str) -> dict[str, An
             if found is not None:
                 break
     except Failure as f:
-        fact.update(exists=f.fact, retention_days=f.fact, kms_key_id=f.fact)
+        fact.update(exists=f.fact, retention_days=f.fact, kms_key_id=f.fact, deletion_protection=f.fact)
         actx.cache[key] = fact
         return dict(fact)
     if found is None:
-        fact.update(exists=False, retention_days=None, kms_key_id=None)
+        fact.update(exists=False, retention_days=None, kms_key_id=None, deletion_protection=None)
     else:
         fact.update(exists=True, retention_days=found.get("retentionInDays"), kms_key_id=found.get("kmsKeyId"),
-                    log_group_class=found.get("logGroupClass"))
+                    log_group_class=found.get("logGroupClass"),
+                    # LogGroup.deletionProtectionEnabled (botocore >= 1.41.3): absent means off, as AWS omits
+                    # false booleans; no extra call (BIL-025).
+                    deletion_protection=found.get("deletionProtectionEnabled") is True)
     actx.cache[key] = fact
     return dict(fact)
 
 
 class LogGroupCollector:
-    """Reads the configured log group: existence (exact name), retention, KMS key."""
+    """Reads the configured log group: existence (exact name), retention, KMS key, deletion protection."""
 
     name: str = "log_group"
     actions: tuple[str, ...] = (ACTION,)

@@ -12,9 +12,11 @@ and creates exactly what its docstring says. Two estates are made of them:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,9 @@ DEMO_CALLER = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 DEMO_OUS: dict[str, str | None] = {"Prod": None, "Payments": "Prod", "Dev": None, "Sandbox": None}
 DEMO_PLACEMENT = {"security-tooling": "Prod", "payments-prod": "Payments", "data-science": "Dev",
                   "ml-platform": "Dev", "sandbox": "Sandbox", "legacy-closed": "Sandbox"}
+# moto draws account, OU and key ids from one seedable generator (its /moto-api/seed endpoint): the demo seeds it,
+# so every demo run has the same ids and a previous run's findings.json is a baseline that shows no change.
+DEMO_SEED = 20261201
 BENCH_REGIONS = DEMO_REGIONS
 BENCH_CALLER = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 BENCH_OUS: dict[str, str | None] = {"Prod": None, "Dev": None, "Sandbox": None, "Shared": None}
@@ -151,6 +156,17 @@ def organization(mgmt: Clients, ous: Mapping[str, str | None] | None = None) -> 
 
 
 # --- builders: what one account holds ---
+
+BEDROCK_STREAM = "aws/bedrock/modelinvocations"
+# The SCP a logging administrator would write (no AWS-published one exists; the pattern is AWS's own
+# Deny-modifications-to-specific-CloudTrail-trails example), and one that forgets the Put.
+PROTECT_LOGGING_SCP = {"Version": "2012-10-17", "Statement": [{
+    "Sid": "ProtectBedrockInvocationLogging", "Effect": "Deny",
+    "Action": ["bedrock:DeleteModelInvocationLoggingConfiguration", "bedrock:PutModelInvocationLoggingConfiguration"],
+    "Resource": "*", "Condition": {"ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::*:role/BedrockLoggingAdmin"]}}}]}
+DELETE_ONLY_SCP = {"Version": "2012-10-17", "Statement": [{
+    "Sid": "NoDeletingBedrockLogging", "Effect": "Deny", "Action": "bedrock:DeleteModelInvocationLoggingConfiguration",
+    "Resource": "*"}]}
 
 ALL_TYPES = {"textDataDeliveryEnabled": True, "imageDataDeliveryEnabled": True,
              "embeddingDataDeliveryEnabled": True, "videoDataDeliveryEnabled": True,
@@ -299,14 +315,69 @@ def cloudwatch_config(group: str, role_arn: str, large: tuple[str, str] | None =
 
 
 def put_invocations(c: Clients, region: str, counts: dict[str, float]) -> None:
-    """AWS/Bedrock Invocations datapoints, one series per model, as Bedrock publishes them."""
-    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    """AWS/Bedrock Invocations datapoints, one series per model, as Bedrock publishes them (two days ago)."""
+    put_invocations_on(c, region, dt.datetime.now(dt.UTC) - dt.timedelta(days=2), counts)
+
+
+def put_invocations_on(c: Clients, region: str, when: dt.datetime, counts: dict[str, float]) -> None:
+    """Invocations datapoints at `when` (put_invocations' for a chosen time)."""
     c("cloudwatch", region).put_metric_data(Namespace="AWS/Bedrock", MetricData=[
         {"MetricName": "Invocations", "Dimensions": [{"Name": "ModelId", "Value": model}], "Value": value,
          "Timestamp": when, "Unit": "Count"} for model, value in counts.items()])
 
 
+def scp(org: Organization, name: str, content: dict[str, Any], target: str) -> str:
+    """A service control policy attached to `target` (an account id, or an OU by name); its id."""
+    client = org.mgmt("organizations")
+    pid = str(client.create_policy(Name=name, Description=name, Type="SERVICE_CONTROL_POLICY",
+                                   Content=json.dumps(content))["Policy"]["PolicySummary"]["Id"])
+    client.attach_policy(PolicyId=pid, TargetId=org.ous.get(target, target))
+    return pid
+
+
+def keep_objects(c: Clients, region: str, bucket_name: str, retention_days: int = 400) -> None:
+    """Versioning and Object Lock (governance mode, default retention) on an existing bucket."""
+    s3 = c("s3", region)
+    s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(Bucket=bucket_name, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": retention_days}}})
+
+
+def delivered_logs(c: Clients, account: str, region: str, bucket_name: str, prefix: str, when: dt.datetime,
+                   hours: tuple[int, ...] = (9, 10)) -> None:
+    """Log objects where Bedrock writes them: PREFIX/AWSLogs/ACCOUNT/BedrockModelInvocationLogs/REGION/
+    YYYY/MM/DD/HH/<time>_<hex>.json.gz. Only their key names are ever read.
+
+    The bucket policy denies insecure transport, which the stand-in's http endpoint is: it is lifted while
+    writing and put back."""
+    s3 = c("s3", region)
+    saved = s3.get_bucket_policy(Bucket=bucket_name)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket_name)
+    for hour in hours:
+        stamp = when.replace(hour=hour)
+        key = (f"{prefix}/AWSLogs/{account}/BedrockModelInvocationLogs/{region}/{stamp:%Y/%m/%d/%H}/"
+               f"{stamp:%Y%m%dT%H%M%S}002Z_{hashlib.sha256(f'{region}/{hour}'.encode()).hexdigest()[:16]}.json.gz")
+        s3.put_object(Bucket=bucket_name, Key=key, Body=b"\x1f\x8b")
+    s3.put_bucket_policy(Bucket=bucket_name, Policy=saved)
+
+
+def delivered_events(c: Clients, region: str, group: str, when: dt.datetime) -> None:
+    """The aws/bedrock/modelinvocations stream in `group`, with one event (moto ingests it "now")."""
+    logs = c("logs", region)
+    logs.create_log_stream(logGroupName=group, logStreamName=BEDROCK_STREAM)
+    logs.put_log_events(logGroupName=group, logStreamName=BEDROCK_STREAM, logEvents=[
+        {"timestamp": int(when.timestamp() * 1000), "message": '{"schemaType": "ModelInvocationLog"}'}])
+
+
 # --- the demo organization ---
+
+def seed_ids(endpoint: str, seed: int) -> None:
+    """Seed the stand-in's id generator (moto's documented `POST /moto-api/seed?a=N`): the same builders then
+    create the same account, OU, key and request ids."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/seed?a={seed}", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        resp.read()
+
 
 def seed_demo(endpoint: str) -> dict[str, str]:
     """Seed the demo organization; return account name -> id.
@@ -314,6 +385,7 @@ def seed_demo(endpoint: str) -> dict[str, str]:
     Every catalog rule except SCAN-001/SCAN-002 fires somewhere (BIL-017 with the demo config's
     approved_destinations); security-tooling is configured as the guides recommend and gives no finding.
     """
+    seed_ids(endpoint, DEMO_SEED)
     mgmt = AccountClients(endpoint, DEMO_CALLER)
     org = organization(mgmt, DEMO_OUS)
     ids: dict[str, str] = {"management": org.management}
@@ -418,10 +490,38 @@ def seed_demo(endpoint: str) -> dict[str, str]:
     log_bucket(assume(mgmt, STRANGER_ACCOUNT, "demo-seed", "squatter"), STRANGER_ACCOUNT, "us-west-2", taken,
                "bedrock")
     put_logging(c, "us-west-2", {"s3Config": {"bucketName": taken, "keyPrefix": "bedrock"}, **ALL_TYPES})
+    seed_demo_evidence(org, ids, member)
     return ids
 
 
 STRANGER_ACCOUNT = "999999999999"  # outside the demo organization (moto lets STS enter any account id)
+
+
+def seed_demo_evidence(org: Organization, ids: dict[str, str], member: Callable[[str], AccountClients]) -> None:
+    """The evidence of BIL-022..BIL-025 in the demo organization; the proxy adds evidence.demo_answers(ids).
+
+    security-tooling stays compliant: Bedrock is used in every region and its logs arrive (objects under
+    Bedrock's key layout, the CloudWatch stream ingested), an SCP on the account denies both logging changes
+    except to BedrockLoggingAdmin, its buckets are versioned with Object Lock, its log group has deletion
+    protection (the proxy's answer: moto has none). data-science us-east-1 and ml-platform us-west-2 are used
+    and receive nothing (BIL-022); the Payments OU's SCP denies only the deletion (BIL-024 names Put as open);
+    sandbox's eu-west-1 logging was deleted (BIL-023, the proxy's LookupEvents answer); every other
+    bucket and log group is erasable (BIL-025).
+    """
+    org.mgmt("organizations").enable_policy_type(RootId=org.root, PolicyType="SERVICE_CONTROL_POLICY")
+    scp(org, "protect-bedrock-logging", PROTECT_LOGGING_SCP, ids["security-tooling"])
+    scp(org, "no-deleting-bedrock-logging", DELETE_ONLY_SCP, "Payments")
+    used = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
+    c, acct = member("security-tooling"), ids["security-tooling"]
+    for region in DEMO_REGIONS:
+        put_invocations_on(c, region, used, {"anthropic.claude-3-haiku-20240307-v1:0": 120,
+                                             "amazon.titan-embed-text-v2:0": 30})
+        logs = f"sec-bedrock-logs-{acct}-{region}"
+        keep_objects(c, region, logs)
+        delivered_logs(c, acct, region, logs, "bedrock", used)
+    delivered_events(c, "us-east-1", "/bedrock/invocations", used)
+    for name, region in (("data-science", "us-east-1"), ("ml-platform", "us-west-2")):
+        put_invocations_on(member(name), region, used, {"anthropic.claude-3-5-sonnet-20240620-v1:0": 58})
 
 
 # --- the benchmark's mix: seven profiles over BENCH_REGIONS ---

@@ -14,7 +14,9 @@ Modes, all at once if wanted:
   deny, drop the connection, stall past the read timeout or delay chosen requests, optionally only the first
   N attempts of a logical request;
 - counting: requests by operation, account and account-region, HTTP status, repeated identical requests,
-  peak concurrency and time spent upstream; `log` keeps every attempt as a `Seen`.
+  peak concurrency and time spent upstream; `log` keeps every attempt as a `Seen`;
+- answers: what moto cannot answer (`answers`, audit_bedrock.standin.evidence): cloudtrail:LookupEvents is
+  answered here in AWS's wire shape and never forwarded, DescribeLogGroups gains deletionProtectionEnabled.
 
 Run standalone (the benchmark does):  python -m audit_bedrock.standin.proxy --upstream URL --latency-ms 40
 It prints "LISTENING <url>" once ready. Three control paths answer without forwarding:
@@ -43,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from audit_bedrock.policy import iam_action
+from audit_bedrock.standin.evidence import EvidenceAnswers
 
 _CRED_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _ROLE_ARN_RE = re.compile(r"arn:aws:iam::(\d{12}):role/")
@@ -348,7 +351,7 @@ class Seen:
     operation: str
     protocol: str
     account: str | None
-    outcome: str  # forwarded | throttled | denied | dropped | stalled
+    outcome: str  # forwarded | answered | throttled | denied | dropped | stalled
     status: int
     method: str = "?"
     api: str = "?"
@@ -443,6 +446,9 @@ class Proxy:
     key_accounts: dict[str, str] = field(default_factory=dict)  # keys minted by an AssumeRole seen here
     caller_accounts: dict[str, str] = field(default_factory=dict)  # keys whose GetCallerIdentity passed here
     assumed_secrets: list[str] = field(default_factory=list)
+    # What moto cannot answer (cloudtrail:LookupEvents, LogGroup.deletionProtectionEnabled): answered or
+    # amended here, in AWS's wire shape (audit_bedrock.standin.evidence); None forwards everything.
+    answers: EvidenceAnswers | None = None
     _attempts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -636,11 +642,21 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             if rule is not None:  # delay
                 proxy.wait(rule.seconds)
-            t_up = time.monotonic()
-            reply = self._forward(req)
-            upstream_s = time.monotonic() - t_up
-            proxy.learn(req, reply.status, reply.body)
-            outcome = "forwarded"
+            target = req.headers.get("x-amz-target", "")
+            account = req.account or proxy.caller_accounts.get(req.access_key)
+            answered = proxy.answers.answer(target, account, req.region, req.body) if proxy.answers else None
+            if answered is not None:  # never forwarded (moto's server answers LookupEvents with HTTP 500)
+                reply, outcome = Reply(*answered), "answered"
+            else:
+                t_up = time.monotonic()
+                reply = self._forward(req)
+                upstream_s = time.monotonic() - t_up
+                proxy.learn(req, reply.status, reply.body)
+                if proxy.answers is not None:
+                    reply = Reply(reply.status, reply.headers,
+                                  proxy.answers.amend(target, account, req.region, reply.status, reply.body),
+                                  reply.reason)
+                outcome = "forwarded"
         proxy.record(req, outcome, reply.status)
         proxy.counts.end(req, proxy.billed_account(req), reply.status, t_begin, upstream_s)
         self._send(reply)
@@ -705,8 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = p.parse_args(argv)
     if bool(ns.tls_cert) != bool(ns.tls_key):
         p.error("--tls-cert and --tls-key go together")
+    # LookupEvents is answered (no event), never forwarded: moto's 500 would be retried, i.e. repeated.
     proxy = Proxy(ns.upstream, latency_s=ns.latency_ms / 1000.0, port=ns.port,
-                  tls=(ns.tls_cert, ns.tls_key) if ns.tls_cert else None)
+                  tls=(ns.tls_cert, ns.tls_key) if ns.tls_cert else None, answers=EvidenceAnswers())
     proxy.bind()
     print(f"LISTENING {proxy.url}", flush=True)
     proxy.serve_forever()

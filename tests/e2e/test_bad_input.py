@@ -56,6 +56,9 @@ def baseline_text(findings: object, version: object = 1) -> str:
 
 
 CFG = ["--config", "{tmp}/config.yaml"]
+# The billion-laughs shape: nine levels of nine aliases, 2 KB that would expand to 9**9 strings.
+ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)) + "regions: *i\n"
 RULES = ["--rules-dir", "{tmp}/rules"]
 FACTS = ["--from-facts", "{tmp}/facts.json"]
 BASE = ["--baseline", "{tmp}/baseline.json", "--from-facts", "{tmp}/ok-facts.json"]
@@ -131,6 +134,16 @@ CASES = [
                       [CFG_PATH, "'severity_overrides.BIL-001'", "must be one of"]), id="config-override-bad-severity"),
     pytest.param(Case({"config.yaml": "disabled_rules: [BIL-099]\n"}, CFG,
                       [CFG_PATH, "disabled_rules", "no such rule 'BIL-099'"]), id="config-disable-unknown-rule"),
+    # issue 12: SCAN-003 reports every rule that could not be evaluated; disabling it would hide them
+    pytest.param(Case({"config.yaml": "disabled_rules: [SCAN-003]\n"}, CFG,
+                      [CFG_PATH, "'disabled_rules'", "SCAN-003 cannot be disabled"]), id="config-disable-scan003"),
+    # issue 12: YAML aliases are refused before anything is constructed (a bomb expands to gigabytes)
+    pytest.param(Case({"config.yaml": ALIAS_BOMB}, CFG, [CFG_PATH, "line 1", "anchor 'a' refused"]),
+                 id="config-alias-bomb"),
+    pytest.param(Case({"config.yaml": "regions: &a [*a]\n"}, CFG, [CFG_PATH, "anchor 'a' refused"]),
+                 id="config-recursive-alias"),
+    pytest.param(Case({"rules/r.yaml": "id: TST-001\ntitle: &t hello\nmessage: *t\n"}, RULES,
+                      ["{tmp}/rules/r.yaml", "line 2", "refused"]), id="rule-alias"),
     pytest.param(Case({"config.yaml": b"role_name: \xff\xfe\xfa\n"}, CFG,
                       [CFG_PATH, "cannot read config file"]), id="config-not-utf8"),
     pytest.param(Case({"config.yaml": "rule_paths: [no-such-pack]\n"}, CFG,
@@ -260,6 +273,23 @@ CASES = [
     pytest.param(Case({"baseline.json": b'{"schema_version": 1, "findings": ["\xfe"]}', **OK_FACTS}, BASE,
                       ["{tmp}/baseline.json", "not UTF-8"]), id="baseline-not-utf8"),
     pytest.param(Case(OK_FACTS, BASE, ["{tmp}/baseline.json", "cannot read baseline"]), id="baseline-missing"),
+    # issue 12: values a report would carry are checked before use, so no report fails the schema
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "message": "\ud800"}]), **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "findings[0]", "message", "lone surrogate"]),
+                 id="baseline-lone-surrogate"),
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "id": "x"}]), **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "findings[0]", "32 hex digits"]), id="baseline-bad-id"),
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "region": "Mars"}]), **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "findings[0]", "region"]), id="baseline-bad-region"),
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "account_name": 7}]), **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "findings[0]", "account_name"]), id="baseline-name-not-string"),
+    pytest.param(Case({"baseline.json": json.dumps({"schema_version": 1, "findings": [], "not_rechecked": {}}),
+                       **OK_FACTS}, BASE, ["{tmp}/baseline.json", "not_rechecked must be a list"]),
+                 id="baseline-not-rechecked-not-list"),
+    pytest.param(Case({"facts.json": facts_text(accounts=[{"account_id": "111111111111", "status": "scanned",
+                                                           "account_name": "\udc80", "regions": []}])}, FACTS,
+                      ["{tmp}/facts.json", "accounts[0].account_name", "lone surrogate"]),
+                 id="facts-lone-surrogate"),
     # --- flags ---
     pytest.param(Case(OK_FACTS, ["--from-facts", "{tmp}/ok-facts.json", "--format", "json,xml"],
                       ["--format", "unknown format 'xml'"]), id="flag-unknown-format"),
@@ -273,7 +303,7 @@ CASES = [
     pytest.param(Case({}, ["--exclude-accounts", "12345678901x"], ["--exclude-accounts", "12-digit"]),
                  id="flag-bad-excluded-account"),
     pytest.param(Case({}, ["--max-workers", "0"], ["--max-workers"]), id="flag-bad-max-workers"),
-    pytest.param(Case({}, ["--fail-on", "severe"], ["--fail-on", "invalid choice"]), id="flag-bad-fail-on"),
+    pytest.param(Case({}, ["--fail-on", "severe"], ["--fail-on", "is not one of"]), id="flag-bad-fail-on"),
     pytest.param(Case(OK_FACTS, ["--from-facts", "{tmp}/ok-facts.json", "--save-facts", "{tmp}/saved.json"],
                       ["--save-facts and --from-facts"]), id="flag-save-and-from-facts"),
 ]

@@ -11,6 +11,8 @@ import pytest
 
 from audit_bedrock.derive import derive
 from audit_bedrock.facts import FACTS_VERSION
+from audit_bedrock.standin.evidence import demo_answers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import load_json, run_cli, seed_demo, validate_facts, validate_findings
 
 pytestmark = pytest.mark.slow
@@ -21,8 +23,11 @@ REGIONS = "us-east-1,us-west-2,eu-west-1"
 def test_org_scan_of_demo_estate(moto_subprocess: str, tmp_path: Path) -> None:
     ids = seed_demo(moto_subprocess)
     out = tmp_path / "out"
-    proc = run_cli(["--org", "--regions", REGIONS, "--output-dir", str(out), "--format", "json",
-                    "--save-facts", str(tmp_path / "facts.json")], moto_subprocess)
+    # As --demo does: through the stand-in proxy, which answers what moto cannot (CloudTrail LookupEvents, log
+    # group deletion protection); straight against moto, security-tooling would not be compliant.
+    with Proxy(moto_subprocess, answers=demo_answers(ids)) as proxy:
+        proc = run_cli(["--org", "--regions", REGIONS, "--output-dir", str(out), "--format", "json",
+                        "--save-facts", str(tmp_path / "facts.json")], proxy.url)
     assert proc.returncode == 1, proc.stderr
     doc = load_json(out / "findings.json")
     validate_findings(doc)

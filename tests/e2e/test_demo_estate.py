@@ -15,11 +15,14 @@ from audit_bedrock.demo import DEMO_REGIONS, DEMO_SKIPPED_REGION, demo_config_pa
 from audit_bedrock.derive import derive
 from audit_bedrock.engine import load_rules
 from audit_bedrock.facts import FACTS_VERSION
+from audit_bedrock.standin.evidence import demo_answers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import run_cli, seed_demo, validate_facts, validate_findings
 
 pytestmark = pytest.mark.slow
 
 # Every finding the demo organization gives: (rule, account, region, severity). Region None = account scope.
+# BIL-025 gives one finding per erasable log group and bucket, so a triple may repeat (EXPECTED_TWICE).
 EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-001", "management", "us-east-1", "high"),
     ("BIL-001", "management", "us-west-2", "high"),
@@ -63,7 +66,29 @@ EXPECTED: set[tuple[str, str, str | None, str]] = {
     ("BIL-002", "sandbox", "us-east-1", "critical"),
     ("BIL-020", "sandbox", "us-west-2", "high"),
     ("BIL-001", "sandbox", "eu-west-1", "high"),
+    # The evidence rules. BIL-022: used, and nothing arrives (an empty bucket; a log group without the
+    # Bedrock stream). BIL-023: sandbox's eu-west-1 logging was deleted by an SSO administrator.
+    ("BIL-022", "data-science", "us-east-1", "high"),
+    ("BIL-022", "ml-platform", "us-west-2", "high"),
+    ("BIL-023", "sandbox", "eu-west-1", "high"),
+    # BIL-024: no SCP protects these accounts (payments-prod's OU denies only the deletion); the management
+    # account is never covered (info). security-tooling's SCP denies both changes.
+    ("BIL-024", "management", None, "info"),
+    ("BIL-024", "payments-prod", None, "medium"),
+    ("BIL-024", "data-science", None, "medium"),
+    ("BIL-024", "ml-platform", None, "medium"),
+    ("BIL-024", "sandbox", None, "medium"),
+    # BIL-025: every bucket and log group outside security-tooling can be erased.
+    ("BIL-025", "payments-prod", "us-east-1", "low"),
+    ("BIL-025", "payments-prod", "us-west-2", "low"),
+    ("BIL-025", "payments-prod", "eu-west-1", "low"),
+    ("BIL-025", "data-science", "us-east-1", "low"),
+    ("BIL-025", "data-science", "us-west-2", "low"),
+    ("BIL-025", "data-science", "eu-west-1", "low"),
+    ("BIL-025", "ml-platform", "us-east-1", "low"),
+    ("BIL-025", "ml-platform", "us-west-2", "low"),
 }
+EXPECTED_TWICE = {("BIL-025", "ml-platform", "us-west-2", "low")}  # the log group and the scratch bucket
 
 
 def triples(doc: dict[str, Any], names: dict[str, str]) -> set[tuple[str, str, str | None, str]]:
@@ -74,7 +99,7 @@ def check(doc: dict[str, Any], names: dict[str, str]) -> None:
     validate_findings(doc)
     got = triples(doc, names)
     assert got == EXPECTED, f"missing {sorted(EXPECTED - got, key=str)}; unexpected {sorted(got - EXPECTED, key=str)}"
-    assert len(doc["findings"]) == len(EXPECTED)  # one finding per (rule, account, region) here
+    assert len(doc["findings"]) == len(EXPECTED) + len(EXPECTED_TWICE)  # else one per (rule, account, region)
     # Every catalog rule shows except SCAN-001 and SCAN-002; the compliant account shows none.
     shown = {f["rule_id"] for f in doc["findings"]}
     assert shown == {r.id for r in load_rules()} - {"SCAN-001", "SCAN-002"}
@@ -104,13 +129,18 @@ def test_demo_organization_gives_exactly_the_catalog(moto_server: str, tmp_path:
 def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                        caplog: pytest.LogCaptureFixture) -> None:
     names = {v: k for k, v in ids.items()}
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     out = tmp_path / "out"
     regions = ",".join((*DEMO_REGIONS, DEMO_SKIPPED_REGION))
-    with caplog.at_level(logging.WARNING, logger="audit_bedrock"):
+    # As --demo does: through the proxy that answers what moto cannot (LookupEvents, deletion protection).
+    with Proxy(moto_server, answers=demo_answers(ids)) as proxy, caplog.at_level(logging.WARNING,
+                                                                                 logger="audit_bedrock"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         code = main(["--org", "--config", demo_config_path(), "--regions", regions, "--output-dir", str(out),
                      "--format", "json", "--save-facts", str(tmp_path / "facts.json"), "-q"])
+        answered = [s for s in proxy.seen() if s.outcome == "answered"]
     assert code == 1
+    # One LookupEvents per region with logging off (management 3, sandbox 2), none forwarded.
+    assert [s.operation for s in answered] == ["LookupEvents"] * 5
     assert "identical AWS request" not in caplog.text  # no request was made twice
     doc = json.loads((out / "findings.json").read_text())
     check(doc, names)
@@ -139,6 +169,12 @@ def _check_seeded_scan(ids: dict[str, str], moto_server: str, tmp_path: Path, mo
     sandbox = {r["region"]: r for r in facts[ids["sandbox"]]["regions"]}
     taken = sandbox["us-west-2"]["buckets"][0]
     assert (taken["exists"], taken["owned"], taken.get("policy"), taken["public"]) == (True, False, None, None)
+    # The compliant account's evidence: logs arrive everywhere, an SCP protects it, nothing can be erased.
+    for region in DEMO_REGIONS:
+        assert sec[region]["delivery"]["delivering"] is True, sec[region]["delivery"]
+        assert [s["erasable"] for s in sec[region]["log_stores"]] == [False] * len(sec[region]["log_stores"])
+    assert facts[ids["security-tooling"]]["scp"]["protected"] is True
+    assert facts[ids["payments-prod"]]["scp"]["open_actions"] == ["bedrock:PutModelInvocationLoggingConfiguration"]
 
 
 def test_demo_flag_scans_the_same_organization(tmp_path: Path) -> None:
@@ -150,8 +186,22 @@ def test_demo_flag_scans_the_same_organization(tmp_path: Path) -> None:
     validate_facts(json.loads((tmp_path / "facts.json").read_text()))
     assert "identical AWS request" not in proc.stderr
     doc = json.loads((out / "findings.json").read_text())
-    # Account ids are random per run: name the accounts from the report itself.
     names = {a["id"]: a["name"] for a in doc["scan"]["accounts"]}
     mgmt = doc["scan"]["caller_account"]
     names[mgmt] = "management"
     check(doc, names)
+
+    # The demo is deterministic (moto's id generator is seeded): a second run against the first as its baseline
+    # shows nothing new and nothing fixed, so --baseline can be learned on the demo.
+    again = tmp_path / "again"
+    proc2 = run_cli(["--demo", "--output-dir", str(again), "--format", "json,html", "--baseline",
+                     str(out / "findings.json"), "--fail-on-new"], None, cwd=tmp_path)
+    # nothing new, so --fail-on-new does not fire; the demo's SCAN-003 gaps make it incomplete by design: 3, not 1
+    assert proc2.returncode == 3, proc2.stderr
+    doc2 = json.loads((again / "findings.json").read_text())
+    assert [a["id"] for a in doc2["scan"]["accounts"]] == [a["id"] for a in doc["scan"]["accounts"]]
+    assert doc2["scan"]["organization_id"] == doc["scan"]["organization_id"]
+    assert [f["id"] for f in doc2["findings"]] == [f["id"] for f in doc["findings"]]
+    assert {f["baseline"] for f in doc2["findings"]} == {"unchanged"}
+    assert doc2["fixed"] == []
+    assert "0 new" in proc2.stdout and "0 fixed" in proc2.stdout

@@ -445,3 +445,54 @@ def test_unexpected_shapes_never_crash(estate: Estate, clean: tuple[CliRun, list
     assert len(crashes) == 0 or internal, "a collector crashed and no SCAN-003 reports it"
     if mangle is _add_fields:  # unknown fields are ignored: nothing changes
         assert run.findings() == clean[0].findings()
+
+
+# --- a baseline diff calls "fixed" only what this run read again (issue 12) -------------------------
+
+def _baseline_diff(run: CliRun) -> tuple[set[str], dict[str, str]]:
+    assert run.doc is not None
+    return ({f["id"] for f in run.doc["fixed"]},
+            {f["id"]: f["properties"]["not_rechecked"] for f in run.doc.get("not_rechecked", [])})
+
+
+@pytest.mark.parametrize("case", ["narrowed-scope", "assume-role-denied", "fact-denied"])
+def test_baseline_fixes_only_what_was_rechecked(estate: Estate, clean: tuple[CliRun, list[Seen]],
+                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str) -> None:
+    """Findings outside what the run read (other accounts and regions, an account whose AssumeRole fails,
+    a rule whose facts were denied) are carried as not re-checked, never listed as fixed."""
+    fast_retries(monkeypatch)
+    ref = clean[0]
+    baseline = str(ref.out_dir / "findings.json")
+    victim = estate.ids["payments-prod"]
+    extra = ["--fail-on", "none", "--baseline", baseline]
+    with Proxy(estate.endpoint) as proxy:
+        if case == "narrowed-scope":
+            extra += ["--accounts", victim, "--regions", "us-east-1"]
+        elif case == "assume-role-denied":
+            proxy.add(Rule(match(assume_role_into=victim), "deny"))
+        else:  # the bucket policies behind BIL-012/BIL-013 cannot be read
+            proxy.add(Rule(match(action="s3:GetBucketPolicy"), "deny"))
+        run = scan(monkeypatch, proxy, tmp_path, *extra)
+    fixed, carried = _baseline_diff(run)
+    assert not fixed, "nothing was fixed in the estate between the two runs"
+    gone = {f["id"] for f in ref.findings() if f["status"] == "open"} - {f["id"] for f in run.findings()}
+    assert gone and set(carried) == gone
+    for f in ref.findings():
+        if f["id"] not in carried:
+            continue
+        if case == "narrowed-scope":
+            assert f["account_id"] != victim or f["region"] not in ("us-east-1", None)
+        elif case == "assume-role-denied":
+            assert f["account_id"] == victim and "not scanned" in carried[f["id"]]
+        else:
+            assert "could not be read" in carried[f["id"]]
+    assert run.doc is not None
+    # The next run, reading this one as its baseline, still knows the carried findings: a full clean
+    # scan marks every one of them unchanged, and none is new.
+    with Proxy(estate.endpoint) as proxy:
+        again = scan(monkeypatch, proxy, tmp_path / "again", "--fail-on", "none",
+                     "--baseline", str(run.out_dir / "findings.json"))
+    assert {f["id"] for f in again.findings() if f["baseline"] == "new"} == set()
+    coverage_only = {f["id"] for f in run.findings() if f["rule_id"].startswith("SCAN-")} - \
+        {f["id"] for f in ref.findings()}
+    assert _baseline_diff(again) == (coverage_only, {})  # only this run's own SCAN-* gaps are resolved

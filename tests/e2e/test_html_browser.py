@@ -10,10 +10,20 @@ from typing import Any
 
 import pytest
 
+from audit_bedrock.model import Finding
 from audit_bedrock.reports.html import render
 from audit_bedrock.standin import estate
 from tests.conftest import load_json, run_cli, seed_demo
-from tests.support.report_samples import EVIL, HOSTILE, HOSTILE_MESSAGE, PROD, context, sample_result
+from tests.support.report_samples import (
+    DEV,
+    EVIL,
+    HOSTILE,
+    HOSTILE_MESSAGE,
+    PROD,
+    context,
+    finding,
+    sample_result,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +42,24 @@ class Loaded:
 
     def visible_findings(self) -> set[str]:
         ids: list[str] = self.page.eval_on_selector_all(
-            "li.finding", "els => els.filter(e => e.offsetParent !== null).map(e => e.id.slice(2))")
+            "li.finding", "els => els.filter(e => e.checkVisibility()).map(e => e.id.slice(2))")
+        return set(ids)
+
+    def visible_groups(self) -> dict[str, str]:
+        """Rule id -> the group's count line, for each rule group left by the filters (open or not)."""
+        found: dict[str, str] = dict(self.page.eval_on_selector_all(
+            "details.rule-group", "els => els.filter(e => e.checkVisibility())"
+                                  ".map(e => [e.dataset.rule, e.querySelector('.group-count').textContent])"))
+        return found
+
+    def open_groups(self) -> set[str]:
+        ids: list[str] = self.page.eval_on_selector_all(
+            "details.rule-group", "els => els.filter(e => e.open).map(e => e.dataset.rule)")
         return set(ids)
 
     def visible_rows(self) -> set[str]:
         ids: list[str] = self.page.eval_on_selector_all(
-            "tr.acct-row", "els => els.filter(e => e.offsetParent !== null).map(e => e.dataset.account)")
+            "tr.acct-row", "els => els.filter(e => e.checkVisibility()).map(e => e.dataset.account)")
         return set(ids)
 
 
@@ -117,22 +139,38 @@ def test_hostile_account_name_is_text_and_creates_no_element(sample: Loaded) -> 
     assert sample.dialogs == []
 
 
-def _expected(sevs: set[str] | None = None, account: str | None = None, new_only: bool = False) -> set[str]:
-    return {f.id for f in sample_result(baseline=True).open_findings()
+def _expected(sevs: set[str] | None = None, account: str | None = None, new_only: bool = False,
+              rule: str | None = None, words: tuple[str, ...] = ()) -> set[str]:
+    result = sample_result(baseline=True)
+    names = {a.id: a.name for a in result.meta.accounts}
+
+    def says(f: Finding) -> str:  # what the page shows of a finding, its rule and its account
+        return " ".join((f.rule_id, f.title, names[f.account_id], f.account_id, f.region or "account-wide",
+                         f.message, f.resource, f.severity)).lower()
+
+    return {f.id for f in result.open_findings()
             if (sevs is None or f.severity in sevs) and (account is None or f.account_id == account)
-            and (not new_only or f.baseline == "new")}
+            and (not new_only or f.baseline == "new") and (rule is None or f.rule_id == rule)
+            and all(w.lower() in says(f) for w in words)}
 
 
-@pytest.mark.parametrize(("uncheck", "account", "new_only", "rows"), [
-    pytest.param(("high",), None, False, None, id="hide-high"),
-    pytest.param(("critical", "high", "medium", "info"), None, False, None, id="only-low"),
-    pytest.param((), EVIL, False, {EVIL}, id="one-account"),
-    pytest.param(("low",), EVIL, False, {EVIL}, id="account-and-severity"),
-    pytest.param((), None, True, None, id="new-only"),
-    pytest.param((), PROD, True, {PROD}, id="account-new-only-none"),
+@pytest.mark.parametrize(("uncheck", "account", "new_only", "rule", "text", "rows"), [
+    pytest.param(("high",), None, False, None, "", None, id="hide-high"),
+    pytest.param(("critical", "high", "medium", "info"), None, False, None, "", None, id="only-low"),
+    pytest.param((), EVIL, False, None, "", {EVIL}, id="one-account"),
+    pytest.param(("low",), EVIL, False, None, "", {EVIL}, id="account-and-severity"),
+    pytest.param((), None, True, None, "", None, id="new-only"),
+    pytest.param((), PROD, True, None, "", {PROD}, id="account-new-only-none"),
+    pytest.param((), None, False, "BIL-001", "", None, id="one-rule"),
+    pytest.param(("high",), None, False, "BIL-001", "", None, id="rule-and-severity-none"),
+    pytest.param((), None, False, None, "PAYMENTS-prod", None, id="search-account-name-any-case"),
+    pytest.param((), None, False, None, "data-science  us-east-1", None, id="search-all-words"),
+    pytest.param((), None, False, None, "large and binary", None, id="search-rule-title"),
+    pytest.param((), None, False, None, "no-such-text", None, id="search-nothing"),
+    pytest.param((), EVIL, False, None, "role/old", {EVIL}, id="search-and-account"),
 ])
-def test_filters(sample: Loaded, uncheck: tuple[str, ...], account: str | None, new_only: bool,
-                 rows: set[str] | None) -> None:
+def test_filters(sample: Loaded, uncheck: tuple[str, ...], account: str | None, new_only: bool, rule: str | None,
+                 text: str, rows: set[str] | None) -> None:
     page = sample.page
     for sev in uncheck:
         page.uncheck(f"#f-sev-{sev}")
@@ -140,17 +178,26 @@ def test_filters(sample: Loaded, uncheck: tuple[str, ...], account: str | None, 
         page.select_option("#f-account", account)
     if new_only:
         page.check("#f-new")
+    if rule:
+        page.select_option("#f-rule", rule)
+    if text:
+        page.fill("#f-text", text)
     sevs = {"critical", "high", "medium", "low", "info"} - set(uncheck)
-    want = _expected(sevs, account, new_only)
+    want = _expected(sevs, account, new_only, rule, tuple(text.split()))
     assert sample.visible_findings() == want
     assert (page.text_content("#f-status") or "").startswith(f"showing {len(want)} of ")
     all_accounts = {a.id for a in sample_result().meta.accounts}
     assert sample.visible_rows() == (rows if rows is not None else all_accounts)
     # account groups with nothing left are hidden as a whole
     groups: list[str] = page.eval_on_selector_all(
-        "article.account-group", "els => els.filter(e => e.offsetParent !== null).map(e => e.dataset.account)")
+        "section.account-group", "els => els.filter(e => e.checkVisibility()).map(e => e.dataset.account)")
     assert set(groups) == {f.account_id for f in sample_result().open_findings() if f.id in want}
+    # a rule group with nothing left is hidden, the others count what is left
+    rules = {f.rule_id for f in sample_result().open_findings() if f.id in want}
+    assert set(sample.visible_groups()) == rules
     # and everything comes back
+    page.fill("#f-text", "")
+    page.select_option("#f-rule", "")
     page.select_option("#f-account", "")
     for sev in uncheck:
         page.check(f"#f-sev-{sev}")
@@ -172,10 +219,14 @@ def test_demo_estate_report_in_browser(moto_subprocess: str, tmp_path: Path, ope
     assert loaded.visible_rows() == {a["id"] for a in doc["scan"]["accounts"]}
     for a in doc["scan"]["accounts"]:
         assert page.locator(f"tr.acct-row[data-account='{a['id']}'] .acct-name").inner_text() == a["name"]
-    assert loaded.visible_findings() == {f["id"] for f in doc["findings"] if f["status"] == "open"}
-    for f in doc["findings"]:
-        group = page.locator(f"#acct-{f['account_id']} section.rule-group[data-rule='{f['rule_id']}']")
-        assert group.count() == 1 and f["rule_id"] in group.locator("h4").inner_text()
+    opens = [f for f in doc["findings"] if f["status"] == "open"]
+    assert len(opens) > 10 and loaded.visible_findings() == set() and loaded.open_groups() == set()  # collapsed
+    page.click("#f-expand")
+    assert loaded.visible_findings() == {f["id"] for f in opens}
+    for f in opens:
+        group = page.locator(f"details.rule-group[data-rule='{f['rule_id']}']")
+        assert group.count() == 1 and f["rule_id"] in group.locator("summary").inner_text()
+        assert group.locator(f"section.account-group[data-account='{f['account_id']}'] #f-{f['id']}").count() == 1
     # the region no demo account has enabled is collapsed out of the matrix
     assert "me-south-1" in (page.text_content("#collapsed-regions") or "")
     heads = page.locator("table.matrix thead th").all_inner_texts()
@@ -212,6 +263,7 @@ def test_hostile_organization_in_browser(moto_subprocess: str, tmp_path: Path, o
     assert page.locator(f"tr.acct-row[data-account='{ids[HOSTILE]}']").locator("xpath=..").get_attribute(
         "data-ou") == "Root/<b>Prod</b>"
     assert loaded.visible_rows() == {a["id"] for a in doc["scan"]["accounts"]}
+    page.click("#f-expand")
     assert loaded.visible_findings() == {f["id"] for f in doc["findings"] if f["status"] == "open"}
     assert any(f["account_id"] == ids[HOSTILE] for f in doc["findings"])
     prefixed = [f["message"] for f in doc["findings"] if "__xss=9" in f["message"]]
@@ -221,3 +273,50 @@ def test_hostile_organization_in_browser(moto_subprocess: str, tmp_path: Path, o
     page.select_option("#f-account", ids[HOSTILE])
     assert loaded.visible_findings() == {f["id"] for f in doc["findings"]
                                          if f["status"] == "open" and f["account_id"] == ids[HOSTILE]}
+
+
+def _many(n: int) -> Any:
+    """The sample with BIL-001 in a second account and `n` more low BIL-010 findings: too many to draw expanded."""
+    result = sample_result()
+    extra = [finding("BIL-001", "high", DEV, "data-science", "us-east-1",
+                     "arn:aws:bedrock:us-east-1:333333333333:model-invocation-logging")]
+    extra += [finding("BIL-010", "low", PROD, "payments-prod", None, f"arn:aws:iam::111111111111:role/old-{i}")
+              for i in range(n)]
+    from dataclasses import replace
+    return replace(result, findings=(*result.findings, *extra))
+
+
+@pytest.fixture
+def collapsed(tmp_path: Path, open_report: Any) -> Loaded:
+    path = tmp_path / "report.html"
+    path.write_bytes(render(_many(6), context()))
+    loaded: Loaded = open_report(path)
+    return loaded
+
+
+def test_groups_start_collapsed_and_open_where_a_link_or_a_filter_points(collapsed: Loaded) -> None:
+    page = collapsed.page
+    result = _many(6)
+    assert collapsed.errors == [] and collapsed.open_groups() == set() and collapsed.visible_findings() == set()
+    # a "fix first" link opens its rule's group
+    page.click("#fix-first li[data-rule='BIL-001'] a")
+    assert collapsed.open_groups() == {"BIL-001"}
+    assert collapsed.visible_findings() == {f.id for f in result.open_findings() if f.rule_id == "BIL-001"}
+    # an account link filters to that account and opens what is left
+    page.click(f"#worst-accounts a[href='#acct-{EVIL}']")
+    assert page.input_value("#f-account") == EVIL
+    assert collapsed.visible_findings() == {f.id for f in result.open_findings() if f.account_id == EVIL}
+    groups = collapsed.visible_groups()
+    assert groups["BIL-001"] == "1 of 2 findings in 1 account"  # the count follows the filter
+    assert "BIL-010" in groups and "BIL-004" not in groups
+    # a search opens the groups it matches
+    page.select_option("#f-account", "")
+    page.click("#f-collapse")
+    assert collapsed.visible_findings() == set()
+    page.fill("#f-text", "role/old-3")
+    assert collapsed.visible_findings() == {f.id for f in result.open_findings() if f.resource.endswith("old-3")}
+    assert collapsed.visible_groups() == {"BIL-010": "1 of 7 findings in 1 account"}
+    page.fill("#f-text", "")
+    assert collapsed.visible_groups()["BIL-010"] == "7 findings in 2 accounts"
+    page.click("#f-expand")
+    assert collapsed.visible_findings() == {f.id for f in result.open_findings()}

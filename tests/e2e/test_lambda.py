@@ -65,15 +65,28 @@ def test_cli_writes_reports_to_s3(aws: None, capsys: pytest.CaptureFixture[str],
     assert keys == want
     doc = s3_json(s3, f"{prefix}/findings.json".lstrip("/"))
     validate_findings(doc)
-    assert [f["rule_id"] for f in doc["findings"]] == ["BIL-001"]
+    # BIL-024: an account outside any organization has no SCP that could protect its logging configuration.
+    assert [f["rule_id"] for f in doc["findings"]] == ["BIL-001", "BIL-024"]
     head = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/findings.json".lstrip("/"))
     assert head["ContentType"] == "application/json"
     assert f"{dest.rstrip('/')}/findings.json" in capsys.readouterr().out
 
 
-def test_cli_s3_write_failure_is_a_clear_error(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_s3_output_is_checked_before_the_scan(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["--regions", "us-east-1", "--output-dir", "s3://no-such-bucket/x", "--format", "json"])
-    assert code == 2
+    assert code == 2  # refused before the first scan call: nothing was scanned
+    err = capsys.readouterr().err
+    assert "--output-dir s3://no-such-bucket/x: cannot write there" in err and "NoSuchBucket" in err
+
+
+def test_cli_s3_write_failure_after_the_scan_exits_4(aws: None, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails at the end (the bucket removed during the scan) exits 4, not 2: the scan ran."""
+    from audit_bedrock import api, constants
+
+    monkeypatch.setattr(api, "check_outputs", lambda options: None)  # as if the bucket went away during the scan
+    code = cli.main(["--regions", "us-east-1", "--output-dir", "s3://no-such-bucket/x", "--format", "json"])
+    assert code == constants.EXIT_WRITE_FAILED
     err = capsys.readouterr().err
     assert "cannot write s3://no-such-bucket/x/findings.json" in err and "NoSuchBucket" in err
 
@@ -273,8 +286,12 @@ def test_scheduled_run_shards_merges_compares_and_notifies(lambda_env: dict[str,
     assert (merged["first_run"], merged["new_critical_high"], merged["notified"]) == (False, 0, False)
     assert notifications(lambda_env) == []
     assert all(f["baseline"] == "unchanged" for f in s3_json(s3, "latest/findings.json")["findings"])
+    # The job passes its own history (runs/): run 2's report draws the trend over runs 1 and 2.
+    html = s3.get_object(Bucket=BUCKET, Key="runs/run-2/report/report.html")["Body"].read().decode()
+    assert 'id="trend"' in html and "Trend over 2 runs" in html
 
-    # Run 3: logging switched off in a compliant account's region -> one new high finding, notified.
+    # Run 3: logging switched off in a compliant account's region -> one new critical finding, notified: BIL-002,
+    # not BIL-001, since the demo's evidence has Bedrock invoked in every region of security-tooling (issue 14).
     acct = ids["security-tooling"]
     sts = boto3.client("sts", region_name="us-east-1")
     creds = sts.assume_role(RoleArn=f"arn:aws:iam::{acct}:role/OrganizationAccountAccessRole",
@@ -286,5 +303,5 @@ def test_scheduled_run_shards_merges_compares_and_notifies(lambda_env: dict[str,
     assert (merged["new_critical_high"], merged["notified"]) == (1, True)
     (note,) = notifications(lambda_env)
     assert note["Subject"] == "audit-bedrock: 1 new critical/high finding(s)"
-    assert f"BIL-001  {acct} (security-tooling) eu-west-1" in note["Message"]
+    assert f"BIL-002  {acct} (security-tooling) eu-west-1" in note["Message"]
     assert f"s3://{BUCKET}/runs/run-3/report/report.html" in note["Message"]

@@ -113,6 +113,11 @@ def test_every_report_escapes_hostile_values(hostile_reports: tuple[Path, dict[s
         for key in shown:  # wherever a value appears, it appears whole: nothing truncated or re-encoded
             assert PAYLOADS[key] in values, f"{key} appears mangled in {path.name}"
         return
+    if path.suffix == ".md":  # GitHub renders Markdown and the HTML inside it: every special character escaped
+        for risky in ("<script", "<img", "<svg", "<iframe", "<b ", "](javascript:"):
+            assert risky not in text, f"live markup {risky!r} in {path.name}"
+        assert any(m in text for m in MARKERS.values()), f"no hostile value reached {path.name}"
+        return
     assert path.suffix == ".html", f"no escaping check for {path.suffix} files: add one"
     for key, payload in PAYLOADS.items():
         assert payload not in text, f"raw {key} payload in {path.name}"
@@ -267,7 +272,8 @@ def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pyt
     out = tmp_path / "out"
     rc = main(["--from-facts", str(facts), "--format", ",".join(FORMATS), "--output-dir", str(out), "-q", "-q"])
     assert rc == 1
-    assert sorted(written) == sorted(out / FORMATS[f][0] for f in FORMATS)
+    from audit_bedrock.reports import outputs
+    assert sorted(written) == sorted(out / name for f in FORMATS for name, _ in outputs(f))
     assert sorted(out.iterdir()) == sorted(written)
 
 
@@ -287,6 +293,17 @@ def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pyt
                  "abcdEXAMPLEsecret123", id="parsed-dict"),
     pytest.param("odd place for a registered value: REGISTEREDsecretVALUE!", "REGISTEREDsecretVALUE",
                  id="registered-value"),
+    # issue 12: -vvv logs the signed AssumeRole request (botocore.endpoint "Making request ... with params")
+    pytest.param("Making request for OperationModel(name=AssumeRole) with params: {'headers': {'Authorization': "
+                 "b'AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20261201/us-east-1/sts/aws4_request, "
+                 "SignedHeaders=content-type;host;x-amz-date, Signature=3f1c0ffee0ddba11'}}",
+                 "3f1c0ffee0ddba11", id="sigv4-signature"),
+    pytest.param("Making request with params: {'body': {'Action': 'AssumeRole', 'ExternalId': 'ext-id-shh', "
+                 "'RoleSessionName': 'x'}}", "ext-id-shh", id="external-id-dict"),
+    pytest.param("Sending http request: b'Action=AssumeRole&ExternalId=ext-id-shh&RoleArn=arn'", "ext-id-shh",
+                 id="external-id-form-body"),
+    pytest.param("https://sts.amazonaws.com/?X-Amz-Signature=abcdef0123456789&X-Amz-Date=1", "abcdef0123456789",
+                 id="presigned-signature"),
 ])
 def test_log_lines_are_redacted(line: str, secret: str) -> None:
     from audit_bedrock.aws.redact import REDACTED, register_secret
@@ -307,3 +324,30 @@ def test_exception_text_is_redacted() -> None:
         record = logging.LogRecord("audit_bedrock", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
     SecretFilter().filter(record)
     assert "EXCEPTIONsecretVALUE" not in logging.Formatter().format(record)
+
+
+def test_log_lines_are_one_line_without_terminal_escapes() -> None:
+    """issue 12: a botocore error message carrying ESC sequences or a newline cannot drive the terminal."""
+    record = logging.LogRecord("audit_bedrock", logging.WARNING, __file__, 1, "%s: failed: %s",
+                               ("111111111111", "bad\x1b]0;pwned\x07\nforged line"), None)
+    SecretFilter().filter(record)
+    message = record.getMessage()
+    assert "\x1b" not in message and "\x07" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("umask", "private", "mode"), [
+    pytest.param(0o022, False, 0o644, id="report-umask-022"),
+    pytest.param(0o077, False, 0o600, id="report-umask-077"),
+    pytest.param(0o027, False, 0o640, id="report-umask-027"),
+    pytest.param(0o000, True, 0o600, id="facts-always-0600"),
+])
+def test_written_files_respect_the_umask(tmp_path: Path, umask: int, private: bool, mode: int) -> None:
+    """issue 12: reports were chmod 0644 whatever the umask; --save-facts files (full policies) are 0600."""
+    from audit_bedrock.output import write_atomic
+
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "f.json", b"{}\n", private=private)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == mode

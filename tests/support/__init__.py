@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock.standin import estate
+from audit_bedrock.standin.evidence import EvidenceAnswers, demo_answers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import moto_process
 
 DEMO_SCAN_REGIONS = (*estate.DEMO_REGIONS, estate.DEMO_SKIPPED_REGION)  # the skipped one is not enabled
@@ -19,10 +21,12 @@ DEMO_SCAN_REGIONS = (*estate.DEMO_REGIONS, estate.DEMO_SKIPPED_REGION)  # the sk
 
 @dataclass(frozen=True)
 class Estate:
-    """A seeded moto server: its URL and the demo organization's account name -> id."""
+    """A seeded moto server behind the stand-in's answering proxy: the proxy's URL (scan it) and the demo
+    organization's account name -> id; `upstream` is moto itself (seed it)."""
 
     endpoint: str
     ids: dict[str, str]
+    upstream: str = ""
 
     def name_of(self, account_id: str) -> str:
         return next(n for n, i in self.ids.items() if i == account_id)
@@ -36,7 +40,12 @@ def seeded_estate(seed: Callable[[str], dict[str, str]] | None = None) -> Iterat
     servers (or one and a mock_aws test on the same xdist worker) would share, and collide on, state.
     """
     with moto_process() as url:
-        yield Estate(url, (seed or estate.seed_demo)(url))
+        ids = (seed or estate.seed_demo)(url)
+        # moto has no LookupEvents (its HTTP 500 would be retried) and no log group deletion protection:
+        # every scan of the estate goes through the proxy that answers them.
+        answers = demo_answers(ids) if seed is None else EvidenceAnswers()
+        with Proxy(url, answers=answers) as proxy:
+            yield Estate(proxy.url, ids, url)
 
 
 _SHARED: dict[str, Estate] = {}

@@ -134,4 +134,5 @@ def test_the_cli_builds_the_options_the_flags_say() -> None:
     assert options == api.RunOptions(
         scope=api.ScopeOptions(accounts=("111111111111",), regions=("us-east-1",), shard=(2, 3)),
         scan=api.ScanOptions(rules_dirs=("x",), fail_on="none"),
-        output=api.OutputOptions(formats=("json", "sarif"), baseline="b.json", fail_on_new=True, progress=False))
+        output=api.OutputOptions(formats=("json", "sarif"), baseline="b.json", fail_on_new=True, progress=False,
+                                 brief=True))

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from audit_bedrock import collectors
 from audit_bedrock.aws.clients import MAX_ATTEMPTS, Sessions
+from audit_bedrock.collectors.scp import read_scps
 from audit_bedrock.config import Config
 from audit_bedrock.discovery import bedrock_regions, discover_accounts, enabled_regions
 from audit_bedrock.engine import Evaluator, load_rules
@@ -97,7 +98,8 @@ def test_enabled_regions_skip_not_opted_in(org: dict[str, Any]) -> None:
 def _scan(org: dict[str, Any], accounts: list[str], sessions: Sessions) -> Accumulator:
     orgc, sts = _clients()
     estate = discover_accounts(orgc, sts, use_org=True, accounts=accounts)
-    plan = ScanPlan(estate, ("us-east-1", "me-south-1"), "OrganizationAccountAccessRole", "ext-123", 4)
+    plan = ScanPlan(estate, ("us-east-1", "me-south-1"), "OrganizationAccountAccessRole", "ext-123", 4,
+                    settings={"scp": read_scps(orgc, estate)})
     acc = Accumulator(Evaluator(load_rules(), Config().rule_params()), FindingBuilder(Config()), keep_facts=True)
     Scanner(sessions, plan).run(estate.accounts, acc.add)
     return acc
@@ -146,7 +148,7 @@ def test_assume_role_denied_gives_scan_001_and_keeps_the_others(org: dict[str, A
     for f in acc.findings:
         rules_by_account.setdefault(f.account_id, set()).add(f.rule_id)
     assert rules_by_account[denied] == {"SCAN-001"}
-    assert rules_by_account[fine] == {"BIL-001"}
+    assert rules_by_account[fine] == {"BIL-001", "BIL-024"}  # the SCP policy type is not enabled here
     assert acc.incomplete
     msg = next(f.message for f in acc.findings if f.rule_id == "SCAN-001")
     assert "AccessDenied" in msg
@@ -169,3 +171,22 @@ def test_assumed_credentials_refresh_themselves(org: dict[str, Any]) -> None:
     creds._expiry_time = creds._expiry_time.replace(year=2000)  # simulate a scan that outlived them
     assert creds.refresh_needed()
     assert creds.get_frozen_credentials().access_key != first
+
+
+# Organizations API reference, ListAccounts / DescribeOrganization "Errors": AccessDeniedException,
+# AWSOrganizationsNotInUseException; botocore organizations service-2.json error shapes of the same names.
+@pytest.mark.parametrize(("code", "expect"), [
+    pytest.param("AccessDeniedException", ["from account 222222222222", "management account",
+                                           "delegated administrator", "--accounts"], id="member-account"),
+    pytest.param("AWSOrganizationsNotInUseException", ["not in an organization", "--accounts"], id="no-organization"),
+    pytest.param("TooManyRequestsException", ["cannot list", "TooManyRequestsException"], id="other-error"),
+])
+def test_org_refusal_says_what_to_do(code: str, expect: list[str]) -> None:
+    from botocore.exceptions import ClientError
+
+    from audit_bedrock.discovery import org_access_message
+
+    exc = ClientError({"Error": {"Code": code, "Message": "nope"}}, "ListAccounts")
+    msg = org_access_message("222222222222", "cannot list the organization's accounts", exc)
+    for text in expect:
+        assert text in msg

@@ -56,7 +56,7 @@ def region_doc() -> dict[str, Any]:
                     "s3": {"bucket": "team-scratch", "prefix": "bedrock"},
                     "cloudwatch": {"log_group": "/bedrock/invocations", "role_arn": ROLE_ARN, "large_data": None}},
         "log_group": {"name": "/bedrock/invocations", "arn": GROUP_ARN, "exists": True, "retention_days": 30,
-                      "kms_key_id": KEY_ARN},
+                      "kms_key_id": KEY_ARN, "deletion_protection": True},  # protected: BIL-025 is not under test
         "buckets": [bucket], "kms_keys": [], "usage": None,
     }
 
@@ -260,5 +260,5 @@ def test_usage_lookback_days_reaches_the_metrics_collector(tmp_path: Path, monke
         code = main(["--regions", REGION, "--config", str(cfg), "--output-dir", str(out), "--format", "json",
                      "-q", "-q"])
     doc = json.loads((out / "findings.json").read_text())
-    assert [f["rule_id"] for f in doc["findings"]] == [expected]
+    assert [f["rule_id"] for f in doc["findings"]] == [expected, "BIL-024"]  # not in an organization: no SCP
     assert code == EXIT_FINDINGS

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from audit_bedrock import aws_lambda
+from audit_bedrock import aws_lambda, policy
 from audit_bedrock.analyzer import Request, allows
 from tests.support.cfn_template import DEPLOY, TEMPLATES, Resolver, load
 
@@ -96,11 +96,41 @@ def test_audit_role_trust_accepts_an_sso_role_pattern() -> None:
 
 def test_audit_role_parameters() -> None:
     params = load(AUDIT_ROLE)["Parameters"]
-    assert set(params) == {"RoleName", "ScannerPrincipalArn", "ExternalId", "OrganizationId"}
-    assert params["ExternalId"]["Default"] == ""
+    assert set(params) == {"RoleName", "ScannerPrincipalArn", "ExternalId", "OrganizationId",
+                           "SecurityHubImportPrincipalArn", "SecurityHubImportRoleName"}
+    assert params["ExternalId"]["Default"] == "" and params["SecurityHubImportPrincipalArn"]["Default"] == ""
     role = Resolver(load(AUDIT_ROLE), {"ScannerPrincipalArn": SCANNER, "OrganizationId": ORG,
                                        "RoleName": "AuditBedrockRole"}).resource("AuditRole")
     assert role["RoleName"] == "AuditBedrockRole"
+
+
+MERGE = "arn:aws:iam::111111111111:role/audit-bedrock-merge"
+
+
+@pytest.mark.parametrize(("principal", "created"), [pytest.param("", False, id="off-by-default"),
+                                                     pytest.param(MERGE, True, id="asked-for")])
+def test_import_role_exists_only_when_asked(principal: str, created: bool) -> None:
+    r = Resolver(load(AUDIT_ROLE), {"ScannerPrincipalArn": SCANNER, "OrganizationId": ORG,
+                                    "SecurityHubImportPrincipalArn": principal})
+    assert r.conditions["CreateImportRole"] is created
+    # the audit role never holds the import permission
+    assert not allows(policies(r, "AuditRole"), Request("securityhub:BatchImportFindings",
+                                                        "arn:aws:securityhub:us-east-1:222222222222:product/"
+                                                        "222222222222/default"))
+
+
+@pytest.mark.parametrize(("resource", "allowed"), [
+    pytest.param("arn:aws:securityhub:eu-west-1:123456789012:product/123456789012/default", True,
+                 id="own-findings"),
+    pytest.param("arn:aws:securityhub:eu-west-1:999999999999:product/999999999999/default", False,
+                 id="not-another-account"),
+])
+def test_import_role_may_only_import_its_accounts_findings(resource: str, allowed: bool) -> None:
+    r = Resolver(load(AUDIT_ROLE), {"ScannerPrincipalArn": SCANNER, "OrganizationId": ORG,
+                                    "SecurityHubImportPrincipalArn": MERGE})
+    docs = policies(r, "SecurityHubImportRole")
+    assert allows(docs, Request("securityhub:BatchImportFindings", resource)) is allowed
+    assert not allows(docs, Request("securityhub:BatchUpdateFindings", resource))
 
 
 # ------------------------------------------------------------------------------------- scheduled scan
@@ -202,11 +232,26 @@ def test_least_privilege(sched: Resolver, role: str, action: str, resource: str,
     assert allows(policies(sched, role), on(action, resource)) is allowed
 
 
-def test_merge_can_list_only_the_baseline_prefix(sched: Resolver) -> None:
+def test_merge_can_list_only_the_baseline_and_the_run_history(sched: Resolver) -> None:
     docs = policies(sched, "MergeRole")
     listing = on("s3:ListBucket", "<ReportBucket.Arn>", **{"s3:prefix": "latest/findings.json"})
     assert allows(docs, listing)
-    assert not allows(docs, on("s3:ListBucket", "<ReportBucket.Arn>", **{"s3:prefix": "runs/"}))
+    assert allows(docs, on("s3:ListBucket", "<ReportBucket.Arn>", **{"s3:prefix": "runs/"}))
+    assert not allows(docs, on("s3:ListBucket", "<ReportBucket.Arn>", **{"s3:prefix": ""}))
+
+
+@pytest.mark.parametrize(("flag", "imports"), [pytest.param("false", False, id="off-by-default"),
+                                               pytest.param("true", True, id="on")])
+def test_merge_imports_into_security_hub_only_when_asked(flag: str, imports: bool) -> None:
+    r = Resolver(load(SCHEDULED), {**SCHEDULED_PARAMS, "SecurityHubImport": flag})
+    docs = policies(r, "MergeRole")
+    own = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"  # PSEUDO AWS::AccountId
+    assert allows(docs, on("securityhub:BatchImportFindings", own)) is imports
+    member_role = "arn:aws:iam::222222222222:role/AuditBedrockSecurityHubImport"
+    assert allows(docs, on("sts:AssumeRole", member_role)) is imports
+    assert not allows(docs, on("sts:AssumeRole", "arn:aws:iam::222222222222:role/AuditBedrockRole"))
+    env = r.resource("MergeFunction")["Environment"]["Variables"]
+    assert env[aws_lambda.ENV_SECURITY_HUB_IMPORT] == flag
 
 
 def test_no_write_or_wildcard_action_outside_the_report_bucket(sched: Resolver) -> None:
@@ -218,7 +263,7 @@ def test_no_write_or_wildcard_action_outside_the_report_bucket(sched: Resolver) 
                     assert a != "*" and not a.endswith(":*"), (role, a)
                     if stmt["Resource"] == "*":
                         assert a.startswith("organizations:") or a.split(":")[1].startswith(
-                            ("Get", "List", "Describe", "Head")), (role, a)
+                            policy.READ_ONLY_VERBS), (role, a)
 
 
 # ----------------------------------------------------------------------------------------- lambda zip

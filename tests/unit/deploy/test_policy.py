@@ -79,7 +79,9 @@ def test_print_policy_member_is_the_generated_policy(capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.parametrize(("args", "config", "role"), [
-    pytest.param([], None, "OrganizationAccountAccessRole", id="default-role"),
+    pytest.param([], None, "AuditBedrockRole", id="default-role"),
+    pytest.param(["--role-name", "OrganizationAccountAccessRole"], None, "OrganizationAccountAccessRole",
+                 id="admin-role-by-name"),
     pytest.param(["--role-name", "AuditBedrockRole"], None, "AuditBedrockRole", id="flag"),
     pytest.param([], "role_name: FromConfig\n", "FromConfig", id="config"),
 ])
@@ -251,3 +253,90 @@ def test_demo_scan_calls_only_what_the_shipped_policies_grant(
     assert actions <= set(collectors.required_actions())
     unused = sorted(set(collectors.required_actions()) - actions)
     assert unused == [], f"declared but never called in the demo scan (extend the demo or drop them): {unused}"
+
+
+# ------------------------------------------------------- the one write: the Security Hub import, only when asked
+
+PSEUDO_ACCOUNT = "123456789012"  # tests/support/cfn_template.PSEUDO's AWS::AccountId
+IMPORTER = "arn:aws:iam::111111111111:role/audit-bedrock-merge"
+
+
+def template_writes(template: Path, params: dict[str, str]) -> dict[str, set[str]]:
+    """Each IAM role of a template, resolved with `params`: the non-read actions its inline policies allow."""
+    r = Resolver(load(template), params)
+    out: dict[str, set[str]] = {}
+    for name, res in load(template)["Resources"].items():
+        if res["Type"] != "AWS::IAM::Role" or ("Condition" in res and not r.conditions[res["Condition"]]):
+            continue
+        out[name] = set().union(*(policy.writes(p["PolicyDocument"]) for p in r.resource(name).get("Policies", [])))
+    return out
+
+
+@pytest.mark.parametrize(("doc", "expected"), [
+    pytest.param(policy.member_policy(), set(), id="audit-role"),
+    pytest.param(policy.caller_policy("AuditBedrockRole"), set(), id="caller"),
+    pytest.param(policy.import_policy("222222222222"), set(policy.WRITE_ACTIONS), id="import-role"),
+    pytest.param({"Statement": [{"Effect": "Allow", "Action": "s3:*"}]}, {"s3:*"}, id="wildcard-is-a-write"),
+    pytest.param({"Statement": [{"Effect": "Deny", "Action": "s3:PutObject"}]}, set(), id="deny-grants-nothing"),
+])
+def test_writes_of_the_generated_policies(doc: dict[str, Any], expected: set[str]) -> None:
+    assert policy.writes(doc) == expected
+
+
+@pytest.mark.parametrize(("template", "params", "expected"), [
+    pytest.param(AUDIT_ROLE, ROLE_PARAMS, {"AuditRole": set()}, id="audit-role-default"),
+    pytest.param(AUDIT_ROLE, {**ROLE_PARAMS, "SecurityHubImportPrincipalArn": IMPORTER},
+                 {"AuditRole": set(), "SecurityHubImportRole": {policy.IMPORT_ACTION}}, id="audit-role-importing"),
+    pytest.param(SCHEDULED, {"CodeBucket": "code", "CodeKey": "k"}, None, id="scheduled-default"),
+    pytest.param(SCHEDULED, {"CodeBucket": "code", "CodeKey": "k", "SecurityHubImport": "true"},
+                 {policy.IMPORT_ACTION}, id="scheduled-importing"),
+])
+def test_batch_import_findings_is_the_only_write_and_only_when_asked(
+        template: Path, params: dict[str, str], expected: dict[str, set[str]] | set[str] | None) -> None:
+    """Outside the report bucket and the topic (the scheduled stack's own storage), the only write any role of
+    the deploy templates may make is BatchImportFindings, and only with the opt-in parameter."""
+    got = template_writes(template, params)
+    if template == AUDIT_ROLE:
+        assert got == expected
+        return
+    # the stack's own machinery: its report bucket, its topic, its state machine and functions (scoped to them
+    # by test_deploy.py's least-privilege table)
+    own_storage = {"s3:PutObject", "sns:Publish", "states:StartExecution", "states:StopExecution",
+                   "lambda:InvokeFunction", "logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"}
+    outside = {role: acts - own_storage for role, acts in got.items() if acts - own_storage}
+    assert outside == ({} if expected is None else {"MergeRole": expected})
+
+
+def test_import_role_policy_equals_the_generated_one() -> None:
+    r = Resolver(load(AUDIT_ROLE), {**ROLE_PARAMS, "SecurityHubImportPrincipalArn": IMPORTER})
+    (inline,) = r.resource("SecurityHubImportRole")["Policies"]
+    assert inline["PolicyDocument"] == policy.import_policy(PSEUDO_ACCOUNT)
+    assert r.resource("SecurityHubImportRole")["RoleName"] == policy.DEFAULT_IMPORT_ROLE
+
+
+def test_merge_role_import_statements_equal_the_generated_ones() -> None:
+    r = Resolver(load(SCHEDULED), {"CodeBucket": "code", "CodeKey": "k", "SecurityHubImport": "true"})
+    docs = [p["PolicyDocument"] for p in r.resource("MergeRole")["Policies"]]
+    stmts = [s for d in docs for s in d["Statement"] if s.get("Sid") in ("ImportOwnFindings", "EnterImportRoles")]
+    assert stmts == policy.caller_import_statements(PSEUDO_ACCOUNT, r.params["SecurityHubImportRoleName"])
+
+
+@pytest.mark.parametrize(("principal", "resource", "allowed"), [
+    pytest.param(f"arn:aws:iam::{PSEUDO_ACCOUNT}:role/x", f"arn:aws:securityhub:eu-west-1:{PSEUDO_ACCOUNT}:product/"
+                 f"{PSEUDO_ACCOUNT}/default", True, id="own-product-any-region"),
+    pytest.param("", "arn:aws:securityhub:us-east-1:222222222222:product/222222222222/default", False,
+                 id="not-another-accounts-product"),
+    pytest.param("", f"arn:aws:securityhub:us-east-1:{PSEUDO_ACCOUNT}:product/aws/guardduty", False,
+                 id="not-another-product"),
+])
+def test_import_permission_is_the_accounts_own_default_product(principal: str, resource: str, allowed: bool) -> None:
+    doc = policy.import_policy(PSEUDO_ACCOUNT)
+    assert allows([doc], Request(policy.IMPORT_ACTION, resource)) is allowed
+    assert not allows([doc], Request("securityhub:BatchUpdateFindings", resource))
+
+
+def test_one_name_for_the_import_role_everywhere() -> None:
+    from audit_bedrock import integrations
+    defaults = {load(t)["Parameters"]["SecurityHubImportRoleName"]["Default"] for t in (AUDIT_ROLE, SCHEDULED)}
+    assert defaults == {policy.DEFAULT_IMPORT_ROLE} == {integrations.DEFAULT_IMPORT_ROLE}
+    assert policy.IMPORT_ACTION not in policy.member_policy()["Statement"][0]["Action"]

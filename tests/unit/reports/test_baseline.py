@@ -40,7 +40,7 @@ def test_apply_baseline(before: list[str], now: list[str], marks: dict[str, str]
         f = finding("BIL-001", "high", PROD, "p", "us-east-1", f"arn:aws:bedrock:us-east-1:{PROD}:{name.rstrip('!')}")
         return replace(f, status="suppressed") if name.endswith("!") else f
 
-    marked, gone = apply_baseline([mk(n) for n in now], [mk(n) for n in before])
+    marked, gone, _ = apply_baseline([mk(n) for n in now], [mk(n) for n in before])
     assert {f.resource.rsplit(":", 1)[1]: f.baseline for f in marked} == marks
     assert [f.resource.rsplit(":", 1)[1] for f in gone] == fixed
 

@@ -1,27 +1,44 @@
-"""SARIF renderer: parsed output checked against GitHub code scanning's ingestion rules."""
+"""SARIF renderer: parsed output validated against the SARIF 2.1.0 schema and GitHub code scanning's ingestion rules.
+
+The schema is the OASIS one (sarif-schema-2.1.0.json, errata01), vendored in tests/support so the tests need nothing
+outside the repository.
+"""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from audit_bedrock.constants import SEVERITY_RANK
 from audit_bedrock.model import AccountOutcome, ScanResult
 from audit_bedrock.reports import FORMATS, renderer
-from audit_bedrock.reports.sarif import SECURITY_SEVERITY, to_sarif
+from audit_bedrock.reports import sarif as sarif_module
+from audit_bedrock.reports.sarif import SECURITY_SEVERITY, automation_id, home_page, scope_key, to_sarif
 from tests.conftest import load_json, run_cli, seed_demo, validate_findings
 from tests.support.report_samples import CATALOG, DEV, EVIL, HOSTILE, PROD, context, finding, sample_result
 
 LEVELS = {"error", "warning", "note", "none"}
+SARIF_SCHEMA = json.loads((Path(__file__).parents[2] / "support" / "sarif-schema-2.1.0.json").read_text())
+_SCHEMA = jsonschema.validators.validator_for(SARIF_SCHEMA)(SARIF_SCHEMA,
+                                                              format_checker=jsonschema.FormatChecker())
+
+
+def assert_schema_valid(doc: dict[str, Any]) -> None:
+    """The OASIS SARIF 2.1.0 schema (draft-04), with its formats (uri, date-time) checked where jsonschema can."""
+    errors = sorted(_SCHEMA.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "; ".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
 
 
 def assert_github_rules(doc: dict[str, Any]) -> None:
-    """The structural rules GitHub code scanning applies when it ingests a SARIF upload."""
+    """The SARIF schema, then the structural rules GitHub code scanning applies when it ingests a SARIF upload."""
+    assert_schema_valid(doc)
     assert doc["version"] == "2.1.0"
     assert "$schema" in doc
     assert 1 <= len(doc["runs"]) <= 20
@@ -216,8 +233,12 @@ def test_gzip_size_limit_keeps_the_most_severe() -> None:
     assert ranks == sorted(ranks) and ranks[0] == 0
     assert run["properties"]["omittedFindings"] == 400 - len(kept)
     assert "gzipped" in run["properties"]["truncationReason"]
-    # one more result would not have fitted
-    bigger = to_sarif(_many(400), context(), max_results=len(kept) + 1)
+    # one more result would not have fitted (the same document, truncation note included, with one more result)
+    from audit_bedrock.reports.sarif import _document, _encode, _ordered
+    result = _many(400)
+    ordered = _ordered(result.findings)
+    bigger = _encode(_document(result, context(), ordered[:len(kept) + 1], 400 - len(kept) - 1,
+                               run["properties"]["truncationReason"]))
     assert len(gzip.compress(bigger, mtime=0)) > limit
 
 
@@ -244,3 +265,134 @@ def test_demo_estate_sarif_passes_github_rules(moto_subprocess: str, tmp_path: P
         assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] \
             == f"aws/{f['account_id']}/{region}/bedrock-invocation-logging"
         assert res["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == f["resource"]
+
+
+def test_message_text_cannot_carry_a_live_link() -> None:
+    """issue 12: AWS-controlled values (a key prefix) in a message are escaped as SARIF plain text requires."""
+    first = sample_result()
+    evil = replace(first.findings[0], message="prefix [Fix it now](https://evil.example) under \\ logs")
+    doc = sarif(replace(first, findings=(evil, *first.findings[1:])))
+    texts = [r["message"]["text"] for r in doc["runs"][0]["results"] if r["properties"]["findingId"] == evil.id]
+    assert texts == ["prefix \\[Fix it now\\](https://evil.example) under \\\\ logs."]
+
+
+def test_not_rechecked_findings_stay_open_in_sarif() -> None:
+    """issue 12: a baseline finding this run did not read again is a result (never closed), marked unchanged."""
+    first = sample_result()
+    carried = replace(first.findings[0], id="f" * 32, properties={"not_rechecked": "the account was not scanned"})
+    doc = sarif(replace(first, not_rechecked=(carried,)))
+    run = doc["runs"][0]
+    mine = [r for r in run["results"] if r["partialFingerprints"]["primaryLocationLineHash"] == carried.id]
+    assert len(mine) == 1 and mine[0]["baselineState"] == "unchanged" and mine[0]["properties"]["notRechecked"]
+    assert run["properties"]["notRecheckedFindings"] == 1
+    assert_github_rules(doc)
+
+
+def test_schema_check_can_fail() -> None:
+    doc = sarif(sample_result())
+    doc["runs"][0]["results"][0]["level"] = "fatal"
+    with pytest.raises(AssertionError, match="level"):
+        assert_schema_valid(doc)
+
+
+# --- tool.driver.informationUri: the project's real home page, or nothing --------------------------------------
+
+class Meta:
+    """The part of importlib.metadata's PackageMetadata that home_page reads: get_all (core metadata fields)."""
+
+    def __init__(self, urls: list[str], home: str | None = None) -> None:
+        self.urls, self.home = urls, home
+
+    def get_all(self, name: str) -> list[str] | None:
+        got = {"Project-URL": self.urls, "Home-page": [self.home] if self.home else []}.get(name)
+        return got or None
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    pytest.param(None, None, id="not-installed"),
+    pytest.param(Meta([]), None, id="no-urls"),
+    pytest.param(Meta(["Homepage, https://example.org/audit-bedrock"]), "https://example.org/audit-bedrock",
+                 id="homepage"),
+    pytest.param(Meta(["Issues, https://example.org/i", "Source Code, https://example.org/src"]),
+                 "https://example.org/src", id="source-label-normalised"),
+    pytest.param(Meta(["Documentation, https://example.org/doc", "Home, https://example.org/"]),
+                 "https://example.org/", id="home-before-documentation"),
+    pytest.param(Meta(["Homepage, http://example.org/"]), None, id="not-https"),
+    pytest.param(Meta([], home="https://example.org/legacy"), "https://example.org/legacy", id="legacy-home-page"),
+])
+def test_home_page_from_core_metadata(meta: Any, expected: str | None) -> None:
+    assert home_page(meta) == expected
+
+
+def test_information_uri_is_the_installed_projects_or_omitted() -> None:
+    """pyproject.toml declares no [project.urls]: the field is omitted, never a placeholder."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())["project"]
+    declared = next((u for k, u in (project.get("urls") or {}).items()
+                     if k.lower().replace(" ", "") in sarif_module.HOME_LABELS and u.startswith("https://")), None)
+    driver = sarif(sample_result())["runs"][0]["tool"]["driver"]
+    assert driver.get("informationUri") == declared == sarif_module.information_uri()
+
+
+@pytest.mark.parametrize("home", [pytest.param(None, id="omitted"),
+                                  pytest.param("https://example.org/audit-bedrock", id="present")])
+def test_information_uri_renders_schema_valid(monkeypatch: pytest.MonkeyPatch, home: str | None) -> None:
+    monkeypatch.setattr(sarif_module, "information_uri", lambda: home)
+    doc = sarif(sample_result())
+    assert_github_rules(doc)
+    driver = doc["runs"][0]["tool"]["driver"]
+    assert driver.get("informationUri") == home
+    assert list(driver)[-1] == "rules"
+
+
+# --- automationDetails.id: one category per scanned scope -------------------------------------------------------
+
+ORG = "o-abc123"
+SCOPE_CASES: list[Any] = [
+    pytest.param({}, None, f"audit-bedrock/{ORG}/", id="whole-org"),
+    pytest.param({"ous": ["ou-b-2", "ou-a-1"]}, None, f"audit-bedrock/{ORG}/ou-a-1+ou-b-2/", id="ous-sorted"),
+    pytest.param({"ous": ["ou-a-1", "ou-b-2", "ou-a-1"]}, None, f"audit-bedrock/{ORG}/ou-a-1+ou-b-2/",
+                 id="ous-deduplicated"),
+    pytest.param({"accounts": ["222222222222", "111111111111"]}, None,
+                 f"audit-bedrock/{ORG}/accounts-"
+                 f"{hashlib.sha256(b'111111111111,222222222222').hexdigest()[:12]}/", id="accounts-digest"),
+    pytest.param({"exclude": ["111111111111"]}, None,
+                 f"audit-bedrock/{ORG}/excluding-{hashlib.sha256(b'111111111111').hexdigest()[:12]}/",
+                 id="excluding-digest"),
+    pytest.param({"ous": ["ou-a-1"], "exclude": ["111111111111"]}, None,
+                 f"audit-bedrock/{ORG}/ou-a-1+excluding-{hashlib.sha256(b'111111111111').hexdigest()[:12]}/",
+                 id="ou-minus-accounts"),
+    pytest.param({}, (2, 4), f"audit-bedrock/{ORG}/shard-2-of-4/", id="shard"),
+    pytest.param({"ous": ["ou-a-1"]}, (1, 2), f"audit-bedrock/{ORG}/ou-a-1/shard-1-of-2/", id="ou-shard"),
+]
+
+
+@pytest.mark.parametrize(("kw", "shard", "expected"), SCOPE_CASES)
+def test_category_per_scope(kw: dict[str, Any], shard: tuple[int, int] | None, expected: str) -> None:
+    result = sample_result()
+    result = replace(result, meta=replace(result.meta, shard=shard))
+    ctx = replace(context(), scope=scope_key(**kw))
+    doc = json.loads(to_sarif(result, ctx))
+    assert_github_rules(doc)
+    assert doc["runs"][0]["automationDetails"]["id"] == expected
+
+
+def test_every_scope_gets_a_different_category() -> None:
+    """A subset's upload never shares a category with the whole organization or another subset."""
+    result = sample_result()
+    ids = [automation_id(replace(result, meta=replace(result.meta, shard=p.values[1])), scope_key(**p.values[0]))
+           for p in SCOPE_CASES if p.id != "ous-deduplicated"]
+    assert len(ids) == len(set(ids))
+
+
+def test_same_subset_same_category_whatever_the_order() -> None:
+    a = scope_key(accounts=["111111111111", "222222222222"], exclude=["3", "4"])
+    b = scope_key(accounts=["222222222222", "111111111111", "111111111111"], exclude=["4", "3"])
+    assert a == b
+
+
+def test_one_scanned_account_keeps_its_own_category() -> None:
+    result = sample_result()
+    one = replace(result, meta=replace(result.meta, accounts=result.meta.accounts[:1]))
+    assert automation_id(one, scope_key(accounts=["111111111111"])) == f"audit-bedrock/{PROD}/"

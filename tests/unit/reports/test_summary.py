@@ -29,7 +29,7 @@ def summary(baseline: bool = False, colour: bool | None = None, out: io.StringIO
 
 def test_counts_worst_accounts_and_paths() -> None:
     lines = summary().splitlines()
-    assert lines[0].startswith("audit-bedrock: 3 account(s) scanned, 1 error, 1 skipped; 3 region(s); 42 API calls")
+    assert lines[0].startswith("audit-bedrock: 3 accounts scanned, 1 error, 1 skipped; 3 regions; 42 API calls")
     assert lines[1].split() == ["open", "findings", "critical:", "0", "high:", "4", "medium:", "1", "low:", "1",
                                 "info:", "0"]
     assert "suppressed     1" in lines
@@ -76,3 +76,38 @@ def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, stream: type
     text = summary(baseline=True, out=out)
     assert bool(ANSI.search(text)) is coloured
     assert ANSI.sub("", text) == summary(baseline=True, colour=False)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("\x1b]0;pwned\x07\x1b[2J", id="osc-retitle-and-clear"),
+    pytest.param("ok\nopen findings  critical: 0", id="newline-forges-a-line"),
+    pytest.param("a\u202egnp.exe", id="bidi-override"),
+])
+def test_hostile_account_names_cannot_drive_the_terminal(name: str) -> None:
+    """issue 12: AWS-controlled values (an account name, a notice) are printed with control characters escaped."""
+    result = sample_result()
+    accounts = tuple(replace(a, name=name) for a in result.meta.accounts)
+    result = replace(result, meta=replace(result.meta, accounts=accounts), notices=(f"merged {name}",))
+    out = io.StringIO()
+    render_summary(result, ["out/findings.json"], out=out, colour=False)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert sum(line.startswith("open findings") for line in text.splitlines()) == 1  # no forged line
+
+
+@pytest.mark.parametrize(("accounts", "regions", "calls", "head"), [
+    pytest.param(1, 1, 1, "audit-bedrock: 1 account scanned, 0 errors, 0 skipped; 1 region; 1 API call", id="one"),
+    pytest.param(2, 3, 0, "audit-bedrock: 2 accounts scanned, 0 errors, 0 skipped; 3 regions; 0 API calls",
+                 id="many"),
+])
+def test_first_line_says_proper_plurals(accounts: int, regions: int, calls: int, head: str) -> None:
+    """No 'account(s)': the counts are words."""
+    from audit_bedrock.model import AccountOutcome
+
+    result = sample_result()
+    meta = replace(result.meta, accounts=tuple(AccountOutcome(f"{i:012d}", f"a{i}", "Root", "scanned")
+                                               for i in range(accounts)),
+                   regions=tuple(f"us-east-{i}" for i in range(regions)), api_calls=calls)
+    out = io.StringIO()
+    render_summary(replace(result, meta=meta), [], out=out, colour=False)
+    assert out.getvalue().splitlines()[0] == head

@@ -235,17 +235,24 @@ def test_gap_in_a_required_fact_is_scan003(rule: Rule, path: str, index: int) ->
         assert not fired, f"{rule.id} fired although {path} is a gap"
 
 
-@pytest.mark.parametrize(("logging_fact", "rule_id"), [
-    pytest.param({"enabled": True, "destinations": 0, "large_data_s3": False}, "BIL-004", id="number-for-list"),
-    pytest.param({"enabled": True, "destinations": ["s3"], "data_types": "all"}, "BIL-003", id="string-for-map"),
+@pytest.mark.parametrize(("logging_fact", "extra", "rule_id", "error"), [
+    pytest.param({"enabled": True, "destinations": 0, "large_data_s3": False}, {}, "BIL-004", "JMESPathTypeError",
+                 id="number-for-list"),
+    pytest.param({"enabled": True, "destinations": ["s3"], "data_types": "all"}, {}, "BIL-003", "JMESPathTypeError",
+                 id="string-for-map"),
+    # issue 12: jmespath compares with Python's `<`: a string against a number is a TypeError, not a JMESPathError
+    pytest.param({"enabled": False}, {"usage": {"invocations": "many"}}, "BIL-002", "TypeError",
+                 id="string-compared-with-number"),
 ])
-def test_fact_of_the_wrong_type_is_scan003(logging_fact: dict[str, Any], rule_id: str) -> None:
-    """Regression: a JMESPath type error used to escape the engine and end the run with a traceback."""
+def test_fact_of_the_wrong_type_is_scan003(logging_fact: dict[str, Any], extra: dict[str, Any], rule_id: str,
+                                           error: str) -> None:
+    """Regression: an evaluation error used to escape the engine and end the run with a traceback; it is
+    contained per rule and scope, and the other rules of the same region are still judged."""
     doc = {"account_id": ACCOUNT, "status": "scanned", "regions": [
-        {"account_id": ACCOUNT, "region": "us-east-1", "status": "scanned", "logging": logging_fact}]}
+        {"account_id": ACCOUNT, "region": "us-east-1", "status": "scanned", "logging": logging_fact, **extra}]}
     results = Evaluator(RULES, PARAMS).evaluate_account(doc)
     blocked = [r for r in results if r.rule.id == GAP_RULE_ID and r.properties["blocked_rule"] == rule_id]
-    assert blocked and blocked[0].properties["error_codes"] == ["JMESPathTypeError"]
+    assert blocked and blocked[0].properties["error_codes"] == [error]
     assert "evaluating its facts failed" in blocked[0].message
     assert not [r for r in results if r.rule.id == rule_id]
 

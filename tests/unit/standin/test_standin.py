@@ -179,6 +179,39 @@ def test_proxy_learns_accounts_and_counts(org: tuple[str, estate.Organization, s
     assert stats["repeated_requests"] == 1
 
 
+def test_proxy_answers_what_moto_cannot(org: tuple[str, estate.Organization, str]) -> None:
+    """LookupEvents is answered in its wire shape and never reaches moto (whose HTTP 500 botocore would retry);
+    DescribeLogGroups gains deletionProtectionEnabled for the groups named; the caller's keys are its account."""
+    import datetime as dt
+
+    from audit_bedrock.standin.evidence import EvidenceAnswers
+
+    url, made, member = org
+    when = dt.datetime(2026, 11, 20, 14, 3, 11, tzinfo=dt.UTC)
+    answers = EvidenceAnswers(caller=made.management, protected_log_groups={(member, "us-east-1", "/kept")})
+    answers.add_deletion(member, "eu-west-1", when, role="Admin", session="jane")
+    with Proxy(url, answers=answers) as proxy:
+        caller = estate.AccountClients(proxy.url, CREDS)
+        caller("sts").get_caller_identity()
+        inside = estate.assume(caller, member)
+        trail = inside("cloudtrail", "eu-west-1")
+        found = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName",
+                                                       "AttributeValue": "DeleteModelInvocationLoggingConfiguration"}],
+                                    StartTime=when - dt.timedelta(days=1), EndTime=when + dt.timedelta(days=1))
+        none = caller("cloudtrail", "eu-west-1").lookup_events(StartTime=when - dt.timedelta(days=1),
+                                                                 EndTime=when + dt.timedelta(days=1))
+        logs = inside("logs", "us-east-1")
+        for name in ("/kept", "/other"):
+            logs.create_log_group(logGroupName=name)
+        groups = logs.describe_log_groups()["logGroups"]
+        seen = proxy.seen()
+    assert [(e["EventTime"], e["Username"]) for e in found["Events"]] == [(when, "jane")]
+    assert found["ResponseMetadata"]["RetryAttempts"] == 0 and none["Events"] == []  # the caller's account: none
+    assert {g["logGroupName"]: g.get("deletionProtectionEnabled") for g in groups} == {"/kept": True, "/other": None}
+    assert [s.outcome for s in seen if s.operation == "LookupEvents"] == ["answered", "answered"]
+    assert {s.outcome for s in seen if s.operation != "LookupEvents"} == {"forwarded"}
+
+
 def test_latency_transient_faults_and_control_paths(org: tuple[str, estate.Organization, str]) -> None:
     url, _, _ = org
     with Proxy(url, latency_s=0.2) as proxy:
