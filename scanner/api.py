@@ -481,8 +481,8 @@ def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner 
         acc.add(account)
     meta = doc["scan"]
     return _result(acc, meta.get("organization_id"), str(meta.get("caller_account", "")),
-                   tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at", "")),
-                   str(meta.get("finished_at", "")), int(meta.get("api_calls", 0)),
+                   tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at") or ""),
+                   str(meta.get("finished_at") or ""), int(meta.get("api_calls", 0)),
                    interrupted=bool(meta.get("interrupted", False)),
                    region_source=str(meta.get("region_source") or ""))
 

@@ -375,8 +375,9 @@ class Evaluator:
             values = self._base_values(account, region, resource)
             values.update({name: search(expr, ictx, budget) for name, expr in rule.vars})
             props = {name: search(expr, ictx, budget) for name, expr in rule.properties}
+            # a message of placeholders only may format to nothing: findings.json needs a message
             out.append(RawResult(rule, severity, account["account_id"], region, resource,
-                                 _format(rule.message, values), props))
+                                 _format(rule.message, values) or rule.title, props))
         return out
 
     @staticmethod
