@@ -18,9 +18,14 @@ HTML) are imported by reports.renderer() when a format is written; the policy ge
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,7 +34,7 @@ from audit_bedrock import __version__, constants, integrations
 from audit_bedrock.config import Config, load_config, validate_regions
 from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
 from audit_bedrock.engine import GAP_RULE_ID, Evaluator, Rule, load_rules
-from audit_bedrock.errors import UsageError
+from audit_bedrock.errors import DeadlineReached, UsageError
 from audit_bedrock.facts import dump_facts, load_facts
 from audit_bedrock.findings import (
     FindingBuilder,
@@ -101,6 +106,11 @@ class ScanOptions:
     endpoint_url: str | None = None
     only_rules: tuple[str, ...] = ()  # --rules: evaluate these rules only
     skip_rules: tuple[str, ...] = ()  # --skip-rules: not these (added to the config's disabled_rules)
+    timeout: float | None = None  # --timeout: seconds after which the scan stops and writes what it has
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout > 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout:g}")
 
 
 @dataclass(frozen=True)
@@ -378,7 +388,8 @@ def policy_text(kind: Literal["member", "caller"], options: ScanOptions) -> str:
 
 def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...], started: str, finished: str,
             api_calls: int, interrupted: bool = False, shard: tuple[int, int] | None = None,
-            region_source: str = "") -> ScanResult:
+            region_source: str = "", timed_out: str = "") -> ScanResult:
+    """The result of the accumulated accounts; `timed_out` is the deadline's notice when the scan reached it."""
     coverage = list(acc.coverage)
     for o in acc.outcomes:  # accounts that could not be entered get an error cell per region
         if o.status == "error" and not any(c.account_id == o.id for c in coverage):
@@ -386,10 +397,32 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
     coverage.sort(key=lambda c: (c.account_id, c.region))
     outcomes = sorted(acc.outcomes, key=lambda o: o.id)
     meta = ScanMeta(started, finished, org_id, caller, regions, tuple(outcomes), api_calls,
-                    incomplete=acc.incomplete or interrupted, interrupted=interrupted, shard=shard,
-                    region_source=region_source)
-    return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)),
-                      notices=tuple(acc.builder.expired_notices()))
+                    incomplete=acc.incomplete or interrupted or bool(timed_out), interrupted=interrupted,
+                    timed_out=bool(timed_out), shard=shard, region_source=region_source)
+    notices = ([timed_out] if timed_out else []) + acc.builder.expired_notices()
+    return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)), notices=tuple(notices))
+
+
+@contextlib.contextmanager
+def _deadline_alarm(deadline: float | None, timeout: float | None) -> Iterator[None]:
+    """Before the accounts are scanned (discovery, the region list, the SCPs), the deadline interrupts the main
+    thread with SIGALRM: a black-holed endpoint would otherwise hold a call for minutes (10 attempts of 20 s).
+    Off the main thread (no signals there), only the account scan itself is bounded (Scanner's deadline)."""
+    if deadline is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise DeadlineReached(f"--timeout {timeout:g} s reached before the first account was scanned (discovery "
+                              "did not finish: is the endpoint reachable?); nothing was scanned or written")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(0.001, deadline - time.monotonic()))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _protect_logs() -> None:
@@ -403,19 +436,59 @@ def _protect_logs() -> None:
 
 def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
          planner: FixPlanner | None = None) -> ScanOutcome:
-    """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too."""
+    """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too.
+
+    With options.scan.timeout the scan stops at that deadline as on an interrupt and returns what it has,
+    timed out (incomplete); DeadlineReached when the deadline passes before discovery finished."""
+    from audit_bedrock.scan import Accumulator, Scanner, skipped_doc, utcnow
+
+    _protect_logs()
+    scope, cfg = options.scope, settings.config
+    started = utcnow()
+    timeout = options.scan.timeout
+    deadline = time.monotonic() + timeout if timeout else None
+    with _deadline_alarm(deadline, timeout):
+        sessions, estate, plan, region_source = _discover(options, settings)
+    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
+                      on_account=integrations.account_hook(planner))
+    for acct, reason in estate.skipped:
+        acc.add(skipped_doc(acct, reason))
+    scanner = Scanner(sessions, plan, deadline=deadline)
+    bar = _progress(len(estate.accounts), not options.output.progress)
+    try:
+        complete = scanner.run(estate.accounts, acc.add, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+        sessions.close()  # clients, service models and client classes: the reports need the memory
+    regions = cfg.regions or tuple(sorted(acc.regions_seen))
+    late = sum(1 for o in acc.outcomes if o.status == "interrupted")
+    notice = (f"the scan stopped at its deadline (--timeout {timeout:g} s): {late} account(s) not finished are "
+              "marked interrupted" if scanner.timed_out else "")
+    result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
+                     sessions.calls.calls, interrupted=not complete and not scanner.timed_out, shard=scope.shard,
+                     region_source=region_source, timed_out=notice)
+    if sessions.calls.duplicates:
+        log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
+    facts = tuple(acc.facts) if keep_facts else None
+    del scanner, sessions, acc
+    gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
+    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
+
+
+def _discover(options: RunOptions, settings: Settings) -> tuple[Any, Any, Any, str]:
+    """The caller's sessions, the accounts to scan and the scan plan (discovery, the region list, the SCPs)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from audit_bedrock import collectors
     from audit_bedrock.aws.clients import Sessions
     from audit_bedrock.aws.errors import error_message
+    from audit_bedrock.collectors.scp import read_scps
     from audit_bedrock.discovery import bedrock_region_list, discover_accounts, partition_of, ssm_query_region
-    from audit_bedrock.scan import Accumulator, Scanner, ScanPlan, skipped_doc, utcnow
+    from audit_bedrock.scan import ScanPlan
     from audit_bedrock.shard import select
 
-    _protect_logs()
     scope, cfg = options.scope, settings.config
-    started = utcnow()
     # the collectors' declared actions are the only operations of the trimmed (EC2) client models
     sessions = Sessions(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url, max_pool=10,
                         declared_actions=collectors.required_actions())
@@ -432,7 +505,6 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
         estate = select(estate, *scope.shard)
         log.info("shard %d/%d: %d of %d account(s)", *scope.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
-    from audit_bedrock.collectors.scp import read_scps
     # The organization's SCPs (BIL-024): read once per scan by the caller, never per account.
     # Every Bedrock region, newer than the installed botocore included: once per scan, in the caller's account.
     ssm = sessions.client("ssm", ssm_query_region(sessions.home_region), caller_creds, "caller")
@@ -441,27 +513,7 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
                     settings={"usage_lookback_days": cfg.usage_lookback_days, "scp": read_scps(org, estate)},
                     bedrock_regions=known.regions)
-    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
-                      on_account=integrations.account_hook(planner))
-    for acct, reason in estate.skipped:
-        acc.add(skipped_doc(acct, reason))
-    scanner = Scanner(sessions, plan)
-    bar = _progress(len(estate.accounts), not options.output.progress)
-    try:
-        complete = scanner.run(estate.accounts, acc.add, bar.update if bar else None)
-    finally:
-        if bar:
-            bar.close()
-        sessions.close()  # clients, service models and client classes: the reports need the memory
-    regions = cfg.regions or tuple(sorted(acc.regions_seen))
-    result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
-                     sessions.calls.calls, interrupted=not complete, shard=scope.shard, region_source=known.source)
-    if sessions.calls.duplicates:
-        log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
-    facts = tuple(acc.facts) if keep_facts else None
-    del scanner, sessions, acc
-    gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
-    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
+    return sessions, estate, plan, known.source
 
 
 def _progress(total: int, quiet: bool) -> Any:

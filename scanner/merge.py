@@ -90,6 +90,9 @@ def merge(paths: list[str]) -> ScanResult:
         if p.scan.get("interrupted"):
             incomplete = True
             notices.append(f"{p.path}: that shard's scan was interrupted; its accounts are partly scanned")
+        if p.scan.get("timed_out"):
+            incomplete = True
+            notices.append(f"{p.path}: that shard's scan reached its deadline; its accounts are partly scanned")
     gaps = _shard_gaps(parts)
     if gaps:
         incomplete = True

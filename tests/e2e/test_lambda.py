@@ -139,6 +139,34 @@ def test_merge_handler_rejects_bad_shard_lists(monkeypatch: pytest.MonkeyPatch, 
         aws_lambda.merge_handler({"run_id": "r1", "shards": shards}, None)
 
 
+class FakeContext:
+    """The one LambdaContext method the shard handler reads (AWS Lambda "Using the Lambda context object in
+    Python": get_remaining_time_in_millis)."""
+
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+@pytest.mark.parametrize(("context", "timeout"), [
+    pytest.param(None, None, id="no-context"),
+    pytest.param(FakeContext(900_000), 900 - aws_lambda.DEADLINE_MARGIN_SECONDS, id="fifteen-minutes"),
+    pytest.param(FakeContext(10_000), 1.0, id="less-than-the-margin"),
+])
+def test_shard_scan_stops_before_the_function_times_out(monkeypatch: pytest.MonkeyPatch, context: Any,
+                                                        timeout: float | None) -> None:
+    """issue 12: the shard worker's scan gets the invocation's remaining time less a margin as its deadline,
+    so it writes what it has (marked incomplete) before Lambda kills it."""
+    seen: list[Any] = []
+    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+    monkeypatch.setattr(aws_lambda, "run_api", lambda options: seen.append(options) or 3)
+    result = aws_lambda.shard_handler({"run_id": "r", "shard": 1, "shard_count": 1}, context)
+    assert result["exit_code"] == 3
+    assert [o.scan.timeout for o in seen] == [timeout]
+
+
 def test_handlers_need_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(aws_lambda.ENV_BUCKET, raising=False)
     with pytest.raises(aws_lambda.HandlerError, match=aws_lambda.ENV_BUCKET):
