@@ -47,7 +47,9 @@ from audit_bedrock.merge import merge
 from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
 from audit_bedrock.output import (
     STDOUT_DIR,
+    OutputLock,
     S3Writer,
+    StagedSet,
     check_local_dir,
     is_s3,
     join,
@@ -279,20 +281,30 @@ def check_profile(profile: str | None) -> None:
                          "(see `aws configure list-profiles`)") from None
 
 
-def check_outputs(options: RunOptions) -> None:
-    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call.
+def check_outputs(options: RunOptions) -> OutputLock | None:
+    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call;
+    a local output folder is then locked for this run (release the lock when the reports are written).
 
-    A local folder is probed without being created; for s3:// the bucket must exist (HeadBucket). A bucket
-    that answers 403 may still accept PutObject: that is a warning, and the writes at the end decide.
+    A local folder is probed, then created for its lock file: a second run into it is refused (UsageError), and
+    releasing the lock removes the folder again if the run wrote nothing. For s3:// the bucket must exist
+    (HeadBucket); S3 has no lock. A bucket that answers 403 may still accept PutObject: that is a warning, and the
+    writes at the end decide.
     """
     out = options.output
+    lock = None
+    if out.save_facts:
+        check_local_dir(Path(out.save_facts).parent, "--save-facts")
     if out.output_dir != STDOUT_DIR:
         if is_s3(out.output_dir):
             _check_s3_dir(out.output_dir, options.scan)
         else:
-            check_local_dir(Path(out.output_dir), "--output-dir")
-    if out.save_facts:
-        check_local_dir(Path(out.save_facts).parent, "--save-facts")
+            folder = Path(out.output_dir)
+            check_local_dir(folder, "--output-dir")
+            try:
+                lock = OutputLock(folder, "--output-dir")
+            except OSError as exc:
+                raise UsageError(f"--output-dir {folder}: cannot write there: {exc.strerror or exc}") from None
+    return lock
 
 
 def _check_s3_dir(url: str, opts: ScanOptions) -> None:
@@ -591,23 +603,15 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))
     failed: list[str] = []
-    for fmt in formats:  # render and write one format at a time: a large organization's reports are big
-        if out.output_dir == STDOUT_DIR:
+    if out.output_dir == STDOUT_DIR:
+        for fmt in formats:
             sys.stdout.buffer.write(renderer(fmt)(result, ctx))
             sys.stdout.flush()
             written.append("<stdout>")
-            continue
-        for name, render in outputs(fmt):
-            dest = join(out.output_dir, name)
-            try:
-                write_output(dest, render(result, ctx), s3)
-            except UsageError as exc:  # S3Writer: the URL and the AWS error
-                failed.append(str(exc))
-                continue
-            except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
-                failed.append(f"cannot write {dest}: {exc.strerror or exc}")
-                continue
-            written.append(dest)
+    elif is_s3(out.output_dir):
+        written += _write_s3(result, ctx, formats, out.output_dir, failed, s3)
+    else:
+        written += _write_local(result, ctx, formats, Path(out.output_dir), failed)
     tty = sys.stderr if out.output_dir == STDOUT_DIR else sys.stdout  # stdout carries findings.json with '-'
     if out.summary:
         render_summary(result, written, out=tty, baseline=baseline is not None, brief=out.brief,
@@ -618,9 +622,58 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
                                                      options.scan.endpoint_url)
         if out.summary:
             print(f"Security Hub: {imported.imported} finding(s) imported, {len(imported.failed)} failed", file=tty)
-    for problem in failed:  # the scan is not lost: what could be written was
-        print(f"audit-bedrock: error: {problem}", file=sys.stderr)
+    if failed:  # one line: the scan is not lost, what could be written was (and where it is)
+        print(f"audit-bedrock: error: {failed[0]}", file=sys.stderr)
     return Report(result, tuple(written), tuple(failed))
+
+
+def _write_local(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...], folder: Path,
+                 failed: list[str]) -> list[str]:
+    """Render and write one file at a time (a large organization's reports are big) into a staging folder, then
+    switch the whole set in; on failure nothing is replaced, `failed` gets one entry naming the kept folder."""
+    try:
+        staged = StagedSet(folder)
+    except OSError as exc:  # the folder removed, made read-only or full during the scan
+        failed.append(f"cannot write the reports to {folder}: {exc.strerror or exc}; no report was replaced")
+        return []
+    problems: list[str] = []
+    try:
+        for fmt in formats:
+            for name, render in outputs(fmt):
+                try:
+                    staged.write(name, render(result, ctx))
+                except OSError as exc:  # a full disk
+                    problems.append(f"cannot write {folder / name}: {exc.strerror or exc}")
+        problem = problems[0] if problems else staged.blocked()
+        if not problem:
+            return staged.commit()
+    except BaseException:  # a bug in a renderer, a second Ctrl-C: the staging folder goes, the old set stays
+        staged.discard()
+        raise
+    kept = staged.keep()
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    failed.append(f"{problem}{more}; no report was replaced (the previous ones are intact); the {len(staged.names)} "
+                  f"file(s) that could be written are in {kept}")
+    failed.extend(problems[1:])
+    return []
+
+
+def _write_s3(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...], prefix: str, failed: list[str],
+              s3: S3Writer) -> list[str]:
+    """Render every file before the first upload (a renderer's failure uploads nothing), then put each object.
+
+    S3 replaces each object atomically but has no transaction over several: an upload failing midway leaves the
+    objects put so far new and the rest old, and `failed` names each one that failed."""
+    rendered = [(join(prefix, name), render(result, ctx)) for fmt in formats for name, render in outputs(fmt)]
+    written = []
+    for dest, data in rendered:
+        try:
+            write_output(dest, data, s3)
+        except UsageError as exc:  # S3Writer: the URL and the AWS error
+            failed.append(str(exc))
+            continue
+        written.append(dest)
+    return written
 
 
 def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fail_on_incomplete: bool = False) -> int:
@@ -652,7 +705,15 @@ def run(options: RunOptions) -> int:
     check_profile(options.scan.profile)
     settings = load_settings(options)
     formats = check_formats(options.output.formats)  # before a long scan, not after it
-    check_outputs(options)  # and where it goes
+    lock = check_outputs(options)  # and where it goes; a local folder is locked until the reports are written
+    try:
+        return _run_locked(options, settings, formats)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(options: RunOptions, settings: Settings, formats: tuple[str, ...]) -> int:
     integrations.check_fix_format(formats, has_facts=not options.merge)
     planner = integrations.fix_planner(formats, settings.config.min_retention_days)
     if options.merge:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock import api
-from audit_bedrock.constants import EXIT_INCOMPLETE
+from audit_bedrock.constants import EXIT_INCOMPLETE, EXIT_WRITE_FAILED
 from audit_bedrock.errors import UsageError
 
 log = logging.getLogger("audit_bedrock")
@@ -247,6 +247,9 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                                      baseline=str(baseline) if baseline is not None else None,
                                      history=lay.url(lay.history_root()), security_hub_import=importing,
                                      security_hub_role_name=import_role)))
+    if code == EXIT_WRITE_FAILED:  # S3 has no multi-object transaction: a partial set must not become latest/
+        raise HandlerError(f"run {run_id}: not every report could be written under {lay.url(report + '/')}; "
+                           f"{lay.latest_dir()}/ still holds the previous run")
     body = s3.get_object(Bucket=lay.bucket, Key=f"{report}/findings.json")["Body"].read()
     doc = json.loads(body)
     for name in REPORT_FILES:  # this run becomes the next run's baseline

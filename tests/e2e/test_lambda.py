@@ -91,6 +91,28 @@ def test_cli_s3_write_failure_after_the_scan_exits_4(aws: None, capsys: pytest.C
     assert "cannot write s3://no-such-bucket/x/findings.json" in err and "NoSuchBucket" in err
 
 
+def test_cli_s3_renders_every_report_before_the_first_upload(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 12: a renderer that fails (the last one here) leaves the prefix untouched: nothing was uploaded."""
+    from audit_bedrock import reports
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    real = reports.outputs
+
+    def outputs(fmt: str) -> Any:
+        if fmt != "sarif":
+            return real(fmt)
+
+        def boom(result: Any, ctx: Any) -> bytes:
+            raise RuntimeError("a renderer bug")
+        return [(name, boom) for name, _ in real(fmt)]
+
+    monkeypatch.setattr("audit_bedrock.api.outputs", outputs)
+    code = cli.main(["--regions", "us-east-1", "--output-dir", f"s3://{BUCKET}/x", "--format", "json,html,sarif"])
+    assert code == cli.EXIT_INTERNAL
+    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix="x/").get("Contents")
+
+
 def test_s3_writer_refuses_a_key_less_url() -> None:
     from audit_bedrock.errors import UsageError
 
