@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import textwrap
+import threading
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
@@ -31,14 +32,14 @@ from audit_bedrock.constants import (  # the exit codes are re-exported: callers
     FAIL_ON_LEVELS,
     SEVERITIES,
 )
-from audit_bedrock.errors import UsageError
+from audit_bedrock.errors import DeadlineReached, UsageError
 from audit_bedrock.shard import parse_shard
 
 if TYPE_CHECKING:
     from audit_bedrock.api import RunOptions, ScanOptions
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-           "EXIT_WRITE_FAILED", "build_parser", "main"]
+           "EXIT_WRITE_FAILED", "build_parser", "entry", "main"]
 
 
 def _csv(value: str) -> list[str]:
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
     run = p.add_argument_group("running")
     run.add_argument("--max-workers", type=int, default=None, metavar="N", help="concurrency (default 16)")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="stop the scan after SECONDS and write what was scanned, marked incomplete (exit 3)")
     run.add_argument("--profile", help="AWS profile")
     run.add_argument("--endpoint-url", help="AWS endpoint override (AWS_ENDPOINT_URL works too)")
     run.add_argument("--demo", action="store_true",
@@ -189,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"audit-bedrock: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DeadlineReached as exc:
+        print(f"audit-bedrock: error: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except KeyboardInterrupt:  # outside the scan loop (discovery, a second Ctrl-C): no traceback
         print("audit-bedrock: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -222,7 +228,7 @@ def scan_options(ns: argparse.Namespace) -> ScanOptions:
     return ScanOptions(config=ns.config, rules_dirs=tuple(ns.rules_dir), role_name=ns.role_name,
                        external_id=ns.external_id, fail_on=ns.fail_on, max_workers=ns.max_workers,
                        profile=ns.profile, endpoint_url=ns.endpoint_url, only_rules=tuple(ns.rules),
-                       skip_rules=tuple(ns.skip_rules))
+                       skip_rules=tuple(ns.skip_rules), timeout=ns.timeout)
 
 
 def run_options(ns: argparse.Namespace) -> RunOptions:
@@ -269,6 +275,22 @@ def execute(ns: argparse.Namespace) -> int:
     return api.run(run_options(ns))
 
 
+def entry() -> NoReturn:
+    """The `audit-bedrock` command: main(), then exit at once, even while scan threads hang.
+
+    After an interrupt or the deadline, worker threads may still wait on a black-holed endpoint (10 attempts of
+    20 s). A normal exit joins them first (concurrent.futures' exit hook), which held the process for minutes;
+    what had to be written was written, so the process ends without waiting for them.
+    """
+    code = main()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    raise SystemExit(main())
+    entry()

@@ -13,6 +13,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -167,26 +168,30 @@ def skipped_doc(acct: Account, reason: str, status: str = "skipped") -> dict[str
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPT_GRACE_SECONDS = 5.0
-NOT_STARTED = "not scanned: the scan was interrupted before this account"
+INTERRUPTED, TIMED_OUT = "the scan was interrupted", "the scan reached its deadline (--timeout)"
 
 
-def mark_interrupted(doc: dict[str, Any]) -> None:
-    """An account the interrupt caught mid-scan: status interrupted, and every account-level fact not read
-    yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
-    doc.update(status="interrupted", reason="the scan was interrupted before this account was finished")
+def mark_interrupted(doc: dict[str, Any], why: str = INTERRUPTED) -> None:
+    """An account the interrupt (or the deadline) caught mid-scan: status interrupted, and every account-level
+    fact not read yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
+    doc.update(status="interrupted", reason=f"{why} before this account was finished")
     doc.setdefault("scanned_regions", [r["region"] for r in doc["regions"] if r.get("status") == "scanned"])
+    code = "Interrupted" if why == INTERRUPTED else "TimedOut"
     for c in collectors.ACCOUNT_COLLECTORS:
         if c.name not in doc:
-            doc[c.name] = gap(",".join(c.actions), "Interrupted", "the scan was interrupted before this was read")
+            doc[c.name] = gap(",".join(c.actions), code, f"{why} before this was read")
 
 
 class Scanner:
     """Scans accounts in a bounded thread pool; each account's regions are read in sequence."""
 
-    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS) -> None:
+    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS,
+                 deadline: float | None = None) -> None:
         self.sessions = sessions
         self.plan = plan
         self.grace = grace  # how long in-flight accounts may finish after an interrupt
+        self.deadline = deadline  # time.monotonic() at which the scan stops as on an interrupt (--timeout)
+        self.timed_out = False
         self.stop = threading.Event()
         # Reads inside other accounts of the organization (AccountContext.peer): one at a time, each account
         # entered once and each of its facts read once per scan, whichever scanned account needs it.
@@ -222,7 +227,7 @@ class Scanner:
         try:
             self._scan_regions(actx, doc)
             if self.stop.is_set():  # the account-level checks never ran: interrupted, not scanned
-                mark_interrupted(doc)
+                mark_interrupted(doc, self.stop_reason())
                 return doc
             region_docs = [r for r in doc["regions"] if r.get("status") == "scanned"]
             for c in collectors.ACCOUNT_COLLECTORS:
@@ -237,6 +242,13 @@ class Scanner:
             log.exception("%s: unexpected error while scanning", where)
             doc.update(status="error", reason=f"internal error: {type(exc).__name__}: {exc}"[:400])
         return doc
+
+    def stop_reason(self) -> str:
+        return TIMED_OUT if self.timed_out else INTERRUPTED
+
+    def _time_left(self) -> float | None:
+        """Seconds to the deadline (0 once passed); None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def known_regions(self) -> tuple[str, ...]:
         """Every Bedrock region: the plan's list (SSM or botocore), else the installed botocore's."""
@@ -339,6 +351,9 @@ class Scanner:
         try:
             exhausted = False
             while True:
+                if self._time_left() == 0:  # the deadline: stop as on an interrupt
+                    self.timed_out = True
+                    raise KeyboardInterrupt
                 while not exhausted and len(pending) < 2 * limit:
                     acct = next(it, None)
                     if acct is None:
@@ -347,7 +362,7 @@ class Scanner:
                     pending[pool.submit(self.scan_account, acct)] = acct
                 if not pending:
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=self._time_left(), return_when=FIRST_COMPLETED)
                 for fut in done:
                     pending.pop(fut)
                     recording = True
@@ -362,8 +377,8 @@ class Scanner:
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
-            log.warning("interrupted: giving the accounts in flight %.0f s, then writing what was scanned",
-                        self.grace)
+            log.warning("%s: giving the accounts in flight %.0f s, then writing what was scanned",
+                        "deadline reached (--timeout)" if self.timed_out else "interrupted", self.grace)
         finally:
             for signum, handler in previous.items():  # a second Ctrl-C while the accounts in flight wind down
                 signal.signal(signum, handler if handler is not None else signal.default_int_handler)
@@ -372,6 +387,7 @@ class Scanner:
             if interrupted and pending:
                 wait(pending, timeout=self.grace)
         if interrupted:
+            not_started = f"not scanned: {self.stop_reason()} before this account"
             for fut, acct in pending.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     doc = fut.result()
@@ -379,7 +395,7 @@ class Scanner:
                                                                   for r in doc["regions"]):
                         on_done(doc)
                         continue
-                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
+                on_done(skipped_doc(acct, not_started, status="interrupted"))
             for acct in it:
-                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
+                on_done(skipped_doc(acct, not_started, status="interrupted"))
         return not interrupted

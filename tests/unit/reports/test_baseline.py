@@ -110,7 +110,8 @@ def test_fixed_findings_reach_json_html_and_summary(tmp_path: Path, capsys: pyte
     pytest.param(None, "cannot read baseline file", id="missing"),
     pytest.param("{not json", "corrupt baseline file", id="corrupt"),
     pytest.param('{"schema_version": 2, "findings": []}', "schema_version 1", id="wrong-version"),
-    pytest.param('{"schema_version": 1, "findings": [{"id": "x"}]}', "lacks", id="finding-without-fields"),
+    pytest.param('{"schema_version": 1, "findings": [{"id": "x"}]}', "missing (a required key)",
+                 id="finding-without-fields"),
 ])
 def test_bad_baseline_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None,
                                        message: str) -> None:
