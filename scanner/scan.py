@@ -252,6 +252,10 @@ class Scanner:
         except Exception as exc:
             log.exception("%s: unexpected error while scanning", where)
             doc.update(status="error", reason=f"internal error: {type(exc).__name__}: {exc}"[:400])
+        finally:
+            end = getattr(self.sessions, "end_account", None)
+            if end is not None:
+                end(acct.id)  # its retry states go with it
         return doc
 
     def _account_collectors(self, actx: AccountContext, doc: dict[str, Any],

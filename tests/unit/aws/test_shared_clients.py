@@ -133,3 +133,23 @@ def test_a_thread_bound_to_no_account_cannot_sign() -> None:
         assert sessions.bound_account() == "y"
         c.list_aliases()
     assert sessions.bound_account() == ""
+
+
+@pytest.mark.parametrize(("accounts", "ended", "kept"), [
+    pytest.param(["a", "b"], ["a"], {"b"}, id="an-ended-account-is-forgotten"),
+    pytest.param([f"x{i}" for i in range(70)], [], {f"x{i}" for i in range(6, 70)}, id="at-most-64-kept"),
+])
+def test_retry_states_live_while_their_account_is_scanned(accounts: list[str], ended: list[str],
+                                                          kept: set[str]) -> None:
+    """Each state is ~8 KB: kept per account in flight, not per account ever scanned (memory at 5,000 accounts)."""
+    sessions = Sessions(endpoint_url=NOWHERE)
+    wire = Wire({})
+    for account in accounts:
+        c = sessions.client("kms", REGION, creds(account), account)
+        c.meta.events.register("before-send", wire, unique_id="wire")
+        c.list_aliases()
+    for account in ended:
+        sessions.end_account(account)
+    retries = sessions.retries("kms", REGION)
+    assert retries is not None
+    assert set(retries._states) == kept
