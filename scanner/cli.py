@@ -7,12 +7,10 @@ Kept light: `--help` imports argparse and this package's own small modules only.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import textwrap
 import threading
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
@@ -33,7 +31,6 @@ from audit_bedrock.constants import (  # the exit codes are re-exported: callers
     SEVERITIES,
 )
 from audit_bedrock.errors import DeadlineReached, UsageError
-from audit_bedrock.shard import parse_shard
 
 if TYPE_CHECKING:
     from audit_bedrock.api import RunOptions, ScanOptions
@@ -63,6 +60,8 @@ def _accounts(value: str) -> list[str]:
 
 
 def _shard(value: str) -> tuple[int, int]:
+    from audit_bedrock.shard import parse_shard  # hashlib and dataclasses: not for --help
+
     return parse_shard(value)
 
 
@@ -174,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(ns: argparse.Namespace) -> None:
     """Verbosity from -q/-v; the API adds the credential-redacting filter to these handlers."""
+    import logging  # with traceback, ~0.1 s of imports that --help does not need
+
     level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
     logging.basicConfig(level=max(logging.DEBUG, min(logging.CRITICAL, level)), stream=sys.stderr,
                         format="audit-bedrock: %(levelname)s: %(message)s")
@@ -204,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"audit-bedrock: error: {setup}", file=sys.stderr)
             return EXIT_USAGE
         if ns.verbose:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         hint = "" if ns.verbose else "; run with -v for the traceback"
         print(f"audit-bedrock: internal error: {type(exc).__name__}: {exc}{hint} (please report it)", file=sys.stderr)
@@ -284,6 +287,8 @@ def entry() -> NoReturn:
     """
     code = main()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        import logging  # imported lazily (--help does not need it); already loaded after a scan
+
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
