@@ -171,9 +171,9 @@ class Call:
 def record_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
     """Record every request of a scan through Sessions.add_hook, with the side whose credentials sign it.
 
-    Workers re-point one client per (service, region) at the account they scan, so the account comes from
-    the last Sessions.client() call of the thread, and the side from the credentials the request is signed
-    with: the caller's own keys (discovery, AssumeRole, the caller's account) or an assumed role's.
+    Every thread shares one client per (service, region) and binds the account it scans (Sessions.bind or
+    Sessions.client), so the account comes from the thread's binding, and the side from the credentials the
+    request is signed with: the caller's own keys (discovery, AssumeRole, the caller's account) or an assumed role's.
     """
     from audit_bedrock.aws.clients import Sessions, ThreadCredentials
 
@@ -192,12 +192,13 @@ def record_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
 
         def hook(model: Any, params: Any, request_signer: Any = None, **_: Any) -> None:
             creds = request_signer._credentials
-            if isinstance(creds, ThreadCredentials):
-                creds = creds.current
+            account = getattr(local, "account", "caller")
+            if isinstance(creds, ThreadCredentials):  # a shared client: it signs as the thread's bound account
+                account = self.bound_account() or account
             side = "caller" if creds.get_frozen_credentials().access_key == caller_key else "member"
             region = request_signer.region_name
             with lock:
-                calls.append(Call(side, getattr(local, "account", "caller"), region,
+                calls.append(Call(side, account, region,
                                   model.service_model.service_name, model.name, params.get("body")))
 
         self.add_hook(hook)
