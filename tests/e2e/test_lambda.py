@@ -14,6 +14,8 @@ from moto import mock_aws
 from audit_bedrock import aws_lambda, cli
 from audit_bedrock.output import S3Writer, join, split_s3
 from audit_bedrock.reports import FORMATS
+from audit_bedrock.standin.evidence import demo_answers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import validate_findings
 
 BUCKET = "audit-bedrock-reports"
@@ -267,24 +269,26 @@ def test_notification_text(count: int, listed: int, more: str | None) -> None:
 # ------------------------------------------------------------------- shard -> merge -> notify, end to end
 
 @pytest.fixture
-def lambda_env(moto_subprocess: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The demo organization, the report bucket, and a topic whose messages land in an SQS queue."""
+def lambda_env(moto_subprocess: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The demo organization, the report bucket, and a topic whose messages land in an SQS queue; every call goes
+    through the stand-in proxy, which answers what moto lacks (CloudTrail LookupEvents), as --demo scans."""
     from tests.conftest import seed_demo
 
     ids = seed_demo(moto_subprocess)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_subprocess)
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
-    topic = sns.create_topic(Name="audit-bedrock")["TopicArn"]
-    queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
-    monkeypatch.setenv(aws_lambda.ENV_ROLE_NAME, "OrganizationAccountAccessRole")
-    monkeypatch.setenv(aws_lambda.ENV_REGIONS, REGIONS)
-    monkeypatch.setenv(aws_lambda.ENV_TOPIC_ARN, topic)
-    return {"ids": ids, "s3": s3, "sqs": sqs, "queue": queue, "endpoint": moto_subprocess}
+    with Proxy(moto_subprocess, answers=demo_answers(ids)) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="audit-bedrock")["TopicArn"]
+        queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+        monkeypatch.setenv(aws_lambda.ENV_ROLE_NAME, "OrganizationAccountAccessRole")
+        monkeypatch.setenv(aws_lambda.ENV_REGIONS, REGIONS)
+        monkeypatch.setenv(aws_lambda.ENV_TOPIC_ARN, topic)
+        yield {"ids": ids, "s3": s3, "sqs": sqs, "queue": queue, "endpoint": proxy.url}
 
 
 def notifications(env: dict[str, Any]) -> list[dict[str, Any]]:

@@ -223,12 +223,13 @@ def granted(doc: dict[str, Any], call: Call) -> bool:
 
 @pytest.mark.slow
 def test_demo_scan_calls_only_what_the_shipped_policies_grant(
-        moto_subprocess: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from audit_bedrock.demo import DEMO_REGIONS, DEMO_SKIPPED_REGION, MEMBER_ROLE
-    from tests.conftest import seed_demo
+    from tests.support import shared_demo_estate
 
-    ids = seed_demo(moto_subprocess)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_subprocess)
+    estate = shared_demo_estate(request.config)  # behind the proxy answering what moto lacks, as --demo scans
+    ids = estate.ids
+    monkeypatch.setenv("AWS_ENDPOINT_URL", estate.endpoint)
     calls = record_calls(monkeypatch)
     rc = cli.main(["--org", "--regions", ",".join((*DEMO_REGIONS, DEMO_SKIPPED_REGION)), "--role-name",
                    MEMBER_ROLE, "--output-dir", str(tmp_path / "out"), "--format", "json", "-q", "-q"])
