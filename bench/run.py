@@ -2,6 +2,7 @@
 
     python bench/run.py                       # 200 accounts x 3 regions, 40 ms per call, median of 3 runs
     python bench/run.py --accounts 200 1000   # several sizes; also reports the time ratio between them
+    python bench/run.py --regions 3 17        # the 3 seeded regions, then the 17 enabled by default
     python bench/run.py --accounts 5 --latency-ms 0 --repeat 1   # the smoke run the tests use
 
 For each size it starts a moto server subprocess on 127.0.0.1 (audit_bedrock.standin.server), seeds the
@@ -11,10 +12,16 @@ the proxy, --repeat times. Per run it records wall time, the scanner's peak RSS 
 (os.wait4 on that process), the moto server's CPU time, and what the proxy saw on the wire: calls per account
 and per account-region, repeated identical requests, and the peak number of requests in flight.
 
-Lower bound. Inside an account the scanner's calls are sequential and at most --max-workers accounts are in
-flight, so with L seconds of latency per call no scan can beat
+Lower bound. At most --max-workers calls are in flight, and an account's regions run concurrently, so with L
+seconds of latency per call no scan can beat
     bound = L * (discovery_calls + max(member_calls / max_workers, longest_account_chain))
-where discovery_calls are the caller's serial Organizations/STS reads before the first account starts. The
+where discovery_calls are the caller's serial Organizations/STS reads before the first account starts and an
+account's chain is its calls outside regions (STS, IAM) plus those of its busiest region (the bound assumes
+every region of an account in flight at once; the scanner runs at most 8).
+
+With --regions 17 the organization is the same (the mixes live in the first 3 regions) and the scanner reads the
+17 regions AWS enables by default; the other 14 have logging off (3 calls each: the logging configuration,
+ListMetrics, LookupEvents), as in most real accounts. The
 report gives wall / bound ("ratio"), medians over the repeats, and writes bench/results/<timestamp>.json/.md.
 """
 
@@ -40,7 +47,12 @@ from typing import Any
 from audit_bedrock.standin import server
 
 HERE = Path(__file__).resolve().parent
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")  # the seeded ones (standin.estate.BENCH_REGIONS)
+# The 17 regions AWS enables by default that offer Bedrock (opt-in regions come on top in real organizations).
+DEFAULT_REGIONS = ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1",
+                   "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2",
+                   "eu-west-3", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2")
+REGION_SETS = {3: REGIONS, 17: DEFAULT_REGIONS}
 DEFAULT_WORKERS = 16  # the scanner's default --max-workers; used for the bound when --max-workers is not given
 SCAN_ENV = {
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
@@ -129,9 +141,9 @@ def scanner_command() -> list[str]:
 
 
 def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None,
-             ca_bundle: str | None = None) -> dict[str, Any]:
+             ca_bundle: str | None = None, regions: tuple[str, ...] = REGIONS) -> dict[str, Any]:
     """One `audit-bedrock --org` process: wall time, exit code, peak RSS and CPU from wait4."""
-    args = [*scanner_command(), "--org", "--regions", ",".join(REGIONS), "--output-dir", str(out), "-q", "-q",
+    args = [*scanner_command(), "--org", "--regions", ",".join(regions), "--output-dir", str(out), "-q", "-q",
             "--fail-on", "none"]
     if max_workers:
         args += ["--max-workers", str(max_workers)]
@@ -159,16 +171,17 @@ def _lower_bound(wire: dict[str, Any], latency_s: float, workers: int, caller: s
     per_account = dict(wire["by_account"])
     per_account[caller] = per_account.get(caller, 0) - discovery
     member = sum(per_account.values())
-    chain = max(per_account.values(), default=0)
+    regional, longest = wire.get("regional_calls_by_account", {}), wire.get("longest_region_by_account", {})
+    chain = max((n - regional.get(a, 0) + longest.get(a, 0) for a, n in per_account.items()), default=0)
     bound = latency_s * (discovery + max(member / workers, chain))
     return {"discovery_calls": discovery, "member_calls": member, "longest_account_chain": chain,
             "lower_bound_s": round(bound, 3)}
 
 
-def measure(n: int, ns: argparse.Namespace) -> dict[str, Any]:
-    """Seed one organization of n accounts and scan it ns.repeat times."""
+def measure(n: int, ns: argparse.Namespace) -> list[dict[str, Any]]:
+    """Seed one organization of n accounts and scan it ns.repeat times with each region set of ns.regions."""
     workers = ns.max_workers or DEFAULT_WORKERS
-    runs: list[dict[str, Any]] = []
+    sizes: list[dict[str, Any]] = []
     with moto_server(ns.stock_moto) as (moto, moto_pid):
         seeded = seed(moto, n, ns.seed_workers)
         print(f"[bench] {n} accounts seeded in {seeded['seconds']} s ({seeded['profiles']})", file=sys.stderr)
@@ -177,29 +190,47 @@ def measure(n: int, ns: argparse.Namespace) -> dict[str, Any]:
             cert, key, bundle = tls_material(Path(tmp)) if ns.tls else (None, None, None)
             proxy, proxy_pid = stack.enter_context(
                 latency_proxy(moto, ns.latency_ms, (cert, key) if cert and key else None))
-            for i in range(ns.warmup):
-                print(f"[bench] {n} accounts warm-up scan {i + 1}/{ns.warmup}", file=sys.stderr)
-                run_scan(proxy, Path(tmp) / f"warmup{i}", ns.max_workers, ns.formats, bundle)
-            for i in range(ns.repeat):
-                proxy_call(proxy, "/__proxy__/reset", "POST", cert)
-                moto_cpu0, proxy_cpu0 = cpu_seconds(moto_pid), cpu_seconds(proxy_pid)
-                out = Path(tmp) / f"run{i}"
-                run = run_scan(proxy, out, ns.max_workers, ns.formats, bundle)
-                run["moto_cpu_s"] = round(cpu_seconds(moto_pid) - moto_cpu0, 2)
-                run["proxy_cpu_s"] = round(cpu_seconds(proxy_pid) - proxy_cpu0, 2)
-                wire = proxy_call(proxy, "/__proxy__/stats", cafile=cert)
-                run.update(_summarize(wire, out, seeded, n, ns.latency_ms / 1000.0, workers))
-                run["ratio"] = round(run["wall_s"] / run["lower_bound_s"], 2) if run["lower_bound_s"] else None
-                if run["exit_code"] not in (0, 3) or run["accounts_scanned"] != n:
-                    raise RuntimeError(f"scan run {i} failed (exit {run['exit_code']}, "
-                                       f"{run['accounts_scanned']}/{n} scanned):\n{run['stderr_tail']}")
-                if run["exit_code"] == 0:
-                    run.pop("stderr_tail")
-                runs.append(run)
-                print(f"[bench] {n} accounts run {i + 1}/{ns.repeat}: {run['wall_s']} s, "
-                      f"{run['peak_rss_mb']} MB, {run['wire_calls']} calls, ratio {run['ratio']}", file=sys.stderr)
-    return {"accounts": n, "regions": len(REGIONS), "seed_seconds": seeded["seconds"],
-            "profiles": seeded["profiles"], "runs": runs, "median": _medians(runs)}
+            for nregions in ns.regions:
+                regions = REGION_SETS[nregions]
+                runs: list[dict[str, Any]] = []
+                for i in range(ns.warmup):
+                    print(f"[bench] {n} accounts warm-up scan {i + 1}/{ns.warmup}", file=sys.stderr)
+                    run_scan(proxy, Path(tmp) / f"warmup{i}", ns.max_workers, ns.formats, bundle, regions)
+                for i in range(ns.repeat):
+                    run = _one_run(proxy, proxy_pid, moto_pid, Path(tmp) / f"r{nregions}-run{i}", regions, cert,
+                                   bundle, seeded, n, workers, ns)
+                    runs.append(run)
+                    print(f"[bench] {n} accounts x {nregions} regions run {i + 1}/{ns.repeat}: {run['wall_s']} s, "
+                          f"{run['peak_rss_mb']} MB, {run['wire_calls']} calls, ratio {run['ratio']}, "
+                          f"load {run['loadavg_1m']}", file=sys.stderr)
+                sizes.append({"accounts": n, "regions": nregions, "seed_seconds": seeded["seconds"],
+                              "profiles": seeded["profiles"], "runs": runs, "median": _medians(runs)})
+    return sizes
+
+
+def _one_run(proxy: str, proxy_pid: int, moto_pid: int, out: Path, regions: tuple[str, ...], cert: str | None,
+             bundle: str | None, seeded: dict[str, Any], n: int, workers: int,
+             ns: argparse.Namespace) -> dict[str, Any]:
+    """One timed scan and what the proxy saw of it."""
+    proxy_call(proxy, "/__proxy__/reset", "POST", cert)
+    moto_cpu0, proxy_cpu0 = cpu_seconds(moto_pid), cpu_seconds(proxy_pid)
+    load = os.getloadavg()[0]
+    run = run_scan(proxy, out, ns.max_workers, ns.formats, bundle, regions)
+    run["loadavg_1m"] = round(load, 2)
+    run["moto_cpu_s"] = round(cpu_seconds(moto_pid) - moto_cpu0, 2)
+    run["proxy_cpu_s"] = round(cpu_seconds(proxy_pid) - proxy_cpu0, 2)
+    wire = proxy_call(proxy, "/__proxy__/stats", cafile=cert)
+    run.update(_summarize(wire, out, seeded, n, ns.latency_ms / 1000.0, workers))
+    run["ratio"] = round(run["wall_s"] / run["lower_bound_s"], 2) if run["lower_bound_s"] else None
+    calls = max(1, run["wire_calls"])
+    run["cpu_ms_per_call"] = round(1000 * run["cpu_s"] / calls, 3)
+    run["moto_cpu_ms_per_call"] = round(1000 * run["moto_cpu_s"] / calls, 3)
+    if run["exit_code"] not in (0, 3) or run["accounts_scanned"] != n:
+        raise RuntimeError(f"scan {out.name} failed (exit {run['exit_code']}, "
+                           f"{run['accounts_scanned']}/{n} scanned):\n{run['stderr_tail']}")
+    if run["exit_code"] == 0:
+        run.pop("stderr_tail")
+    return run
 
 
 def _summarize(wire: dict[str, Any], out: Path, seeded: dict[str, Any], n: int, latency_s: float,
@@ -235,7 +266,8 @@ def _summarize(wire: dict[str, Any], out: Path, seeded: dict[str, Any], n: int, 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("wall_s", "peak_rss_mb", "cpu_s", "moto_cpu_s", "proxy_cpu_s", "wire_calls", "calls_per_account",
-            "calls_per_account_region", "repeated_requests", "lower_bound_s", "ratio", "max_in_flight")
+            "calls_per_account_region", "repeated_requests", "lower_bound_s", "ratio", "max_in_flight",
+            "cpu_ms_per_call", "moto_cpu_ms_per_call", "loadavg_1m")
     return {k: (round(statistics.median(r[k] for r in runs), 3) if all(r.get(k) is not None for r in runs)
                 else None) for k in keys}
 
@@ -258,16 +290,17 @@ def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lines = [f"audit-bedrock benchmark, {result['started_at']}: {cfg['latency_ms']:g} ms per call"
              f"{' over TLS' if cfg.get('tls') else ''}, "
-             f"{len(REGIONS)} regions, max-workers {cfg['max_workers']}, median of {cfg['repeat']} run(s), "
+             f"max-workers {cfg['max_workers']}, median of {cfg['repeat']} run(s), "
              f"{result['machine']['cpus']} CPUs (load {result['machine']['loadavg_at_start']})", "",
-             "| accounts | wall s | lower bound s | ratio | peak RSS MB | scanner CPU s | moto CPU s | calls/account "
-             "| calls/account-region | repeated | seed s |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| accounts | regions | wall s | lower bound s | ratio | peak RSS MB | scanner CPU s | ms CPU/call "
+             "| moto CPU s | moto ms/call | calls | calls/account | calls/account-region | repeated | load 1m |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in result["sizes"]:
         m = {k: ("n/a" if v is None else v) for k, v in s["median"].items()}
-        lines.append(f"| {s['accounts']} | {m['wall_s']} | {m['lower_bound_s']} | {m['ratio']} | {m['peak_rss_mb']} "
-                     f"| {m['cpu_s']} | {m['moto_cpu_s']} | {m['calls_per_account']} | "
-                     f"{m['calls_per_account_region']} | {m['repeated_requests']} | {s['seed_seconds']} |")
+        lines.append(f"| {s['accounts']} | {s['regions']} | {m['wall_s']} | {m['lower_bound_s']} | {m['ratio']} "
+                     f"| {m['peak_rss_mb']} | {m['cpu_s']} | {m['cpu_ms_per_call']} | {m['moto_cpu_s']} "
+                     f"| {m['moto_cpu_ms_per_call']} | {m['wire_calls']} | {m['calls_per_account']} "
+                     f"| {m['calls_per_account_region']} | {m['repeated_requests']} | {m['loadavg_1m']} |")
     for k, v in result.get("scaling", {}).items():
         lines.append(f"\nwall-time ratio {k}: {v}")
     st = result.get("cli_startup")
@@ -281,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--accounts", type=int, nargs="+", default=[200], metavar="N",
                    help="organization sizes, management account included (default 200)")
+    p.add_argument("--regions", type=int, nargs="+", default=[3, 17], choices=sorted(REGION_SETS),
+                   help="region sets to scan each organization with: 3 (the seeded ones) and/or 17 (every region "
+                        "enabled by default); default both")
     p.add_argument("--latency-ms", type=float, default=40.0, help="latency added to every call (default 40)")
     p.add_argument("--repeat", type=int, default=3, help="scans per size; medians are reported (default 3)")
     p.add_argument("--max-workers", type=int, default=None, help="passed to audit-bedrock (default: its own)")
@@ -303,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "config": {"accounts": ns.accounts, "latency_ms": ns.latency_ms, "repeat": ns.repeat, "warmup": ns.warmup,
                    "tls": ns.tls, "moto": "stock" if ns.stock_moto else "standin key index (O(1) key lookup)",
-                   "max_workers": ns.max_workers or DEFAULT_WORKERS, "regions": list(REGIONS),
+                   "max_workers": ns.max_workers or DEFAULT_WORKERS,
+                   "regions": {str(k): list(REGION_SETS[k]) for k in ns.regions},
                    "formats": ns.formats or "default"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -312,8 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     if not ns.no_startup:
         result["cli_startup"] = cli_startup()
     for n in ns.accounts:
-        result["sizes"].append(measure(n, ns))
-    walls = {s["accounts"]: s["median"]["wall_s"] for s in result["sizes"]}
+        result["sizes"].extend(measure(n, ns))
+    walls = {s["accounts"]: s["median"]["wall_s"] for s in result["sizes"] if s["regions"] == ns.regions[-1]}
     sizes = sorted(walls)
     result["scaling"] = {f"{b}/{a}": round(walls[b] / walls[a], 2) for a, b in zip(sizes, sizes[1:], strict=False)
                          if walls[a] > 0}

@@ -38,6 +38,8 @@ def to_document(result: ScanResult, version: str) -> dict[str, Any]:
         doc["scan"]["region_source"] = m.region_source
     if result.not_rechecked:  # additive: present only when a baseline finding could not be re-checked
         doc["not_rechecked"] = [f.to_json() for f in result.not_rechecked]
+    if m.timed_out:  # additive: present only when the scan stopped at its --timeout
+        doc["scan"]["timed_out"] = True
     if m.shard is not None:  # only shard runs carry it, so whole runs and merges stay byte-identical
         doc["scan"]["shard"] = {"index": m.shard[0], "count": m.shard[1]}
     return doc

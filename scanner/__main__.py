@@ -1,5 +1,5 @@
 """Allow `python -m audit_bedrock`."""
 
-from audit_bedrock.cli import main
+from audit_bedrock.cli import entry
 
-raise SystemExit(main())
+entry()

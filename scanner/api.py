@@ -18,9 +18,14 @@ HTML) are imported by reports.renderer() when a format is written; the policy ge
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,7 +34,7 @@ from audit_bedrock import __version__, constants, integrations
 from audit_bedrock.config import Config, load_config, validate_regions
 from audit_bedrock.constants import DEFAULT_FORMATS, DEFAULT_OUTPUT_DIR, SEVERITY_RANK
 from audit_bedrock.engine import GAP_RULE_ID, Evaluator, Rule, load_rules
-from audit_bedrock.errors import UsageError
+from audit_bedrock.errors import DeadlineReached, UsageError
 from audit_bedrock.facts import dump_facts, load_facts
 from audit_bedrock.findings import (
     FindingBuilder,
@@ -42,7 +47,9 @@ from audit_bedrock.merge import merge
 from audit_bedrock.model import Coverage, Finding, ScanMeta, ScanResult
 from audit_bedrock.output import (
     STDOUT_DIR,
+    OutputLock,
     S3Writer,
+    StagedSet,
     check_local_dir,
     is_s3,
     join,
@@ -101,6 +108,11 @@ class ScanOptions:
     endpoint_url: str | None = None
     only_rules: tuple[str, ...] = ()  # --rules: evaluate these rules only
     skip_rules: tuple[str, ...] = ()  # --skip-rules: not these (added to the config's disabled_rules)
+    timeout: float | None = None  # --timeout: seconds after which the scan stops and writes what it has
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout > 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout:g}")
 
 
 @dataclass(frozen=True)
@@ -269,20 +281,30 @@ def check_profile(profile: str | None) -> None:
                          "(see `aws configure list-profiles`)") from None
 
 
-def check_outputs(options: RunOptions) -> None:
-    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call.
+def check_outputs(options: RunOptions) -> OutputLock | None:
+    """Refuse an output place the reports (or the facts file) cannot be written to, before the first AWS call;
+    a local output folder is then locked for this run (release the lock when the reports are written).
 
-    A local folder is probed without being created; for s3:// the bucket must exist (HeadBucket). A bucket
-    that answers 403 may still accept PutObject: that is a warning, and the writes at the end decide.
+    A local folder is probed, then created for its lock file: a second run into it is refused (UsageError), and
+    releasing the lock removes the folder again if the run wrote nothing. For s3:// the bucket must exist
+    (HeadBucket); S3 has no lock. A bucket that answers 403 may still accept PutObject: that is a warning, and the
+    writes at the end decide.
     """
     out = options.output
+    lock = None
+    if out.save_facts:
+        check_local_dir(Path(out.save_facts).parent, "--save-facts")
     if out.output_dir != STDOUT_DIR:
         if is_s3(out.output_dir):
             _check_s3_dir(out.output_dir, options.scan)
         else:
-            check_local_dir(Path(out.output_dir), "--output-dir")
-    if out.save_facts:
-        check_local_dir(Path(out.save_facts).parent, "--save-facts")
+            folder = Path(out.output_dir)
+            check_local_dir(folder, "--output-dir")
+            try:
+                lock = OutputLock(folder, "--output-dir")
+            except OSError as exc:
+                raise UsageError(f"--output-dir {folder}: cannot write there: {exc.strerror or exc}") from None
+    return lock
 
 
 def _check_s3_dir(url: str, opts: ScanOptions) -> None:
@@ -378,7 +400,8 @@ def policy_text(kind: Literal["member", "caller"], options: ScanOptions) -> str:
 
 def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...], started: str, finished: str,
             api_calls: int, interrupted: bool = False, shard: tuple[int, int] | None = None,
-            region_source: str = "") -> ScanResult:
+            region_source: str = "", timed_out: str = "") -> ScanResult:
+    """The result of the accumulated accounts; `timed_out` is the deadline's notice when the scan reached it."""
     coverage = list(acc.coverage)
     for o in acc.outcomes:  # accounts that could not be entered get an error cell per region
         if o.status == "error" and not any(c.account_id == o.id for c in coverage):
@@ -386,10 +409,32 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
     coverage.sort(key=lambda c: (c.account_id, c.region))
     outcomes = sorted(acc.outcomes, key=lambda o: o.id)
     meta = ScanMeta(started, finished, org_id, caller, regions, tuple(outcomes), api_calls,
-                    incomplete=acc.incomplete or interrupted, interrupted=interrupted, shard=shard,
-                    region_source=region_source)
-    return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)),
-                      notices=tuple(acc.builder.expired_notices()))
+                    incomplete=acc.incomplete or interrupted or bool(timed_out), interrupted=interrupted,
+                    timed_out=bool(timed_out), shard=shard, region_source=region_source)
+    notices = ([timed_out] if timed_out else []) + acc.builder.expired_notices()
+    return ScanResult(meta, tuple(coverage), tuple(sort_findings(acc.findings)), notices=tuple(notices))
+
+
+@contextlib.contextmanager
+def _deadline_alarm(deadline: float | None, timeout: float | None) -> Iterator[None]:
+    """Before the accounts are scanned (discovery, the region list, the SCPs), the deadline interrupts the main
+    thread with SIGALRM: a black-holed endpoint would otherwise hold a call for minutes (10 attempts of 20 s).
+    Off the main thread (no signals there), only the account scan itself is bounded (Scanner's deadline)."""
+    if deadline is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise DeadlineReached(f"--timeout {timeout:g} s reached before the first account was scanned (discovery "
+                              "did not finish: is the endpoint reachable?); nothing was scanned or written")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(0.001, deadline - time.monotonic()))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _protect_logs() -> None:
@@ -403,19 +448,59 @@ def _protect_logs() -> None:
 
 def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
          planner: FixPlanner | None = None) -> ScanOutcome:
-    """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too."""
+    """Discovery, sessions, collectors, derivation, rules, findings; with keep_facts, the raw facts too.
+
+    With options.scan.timeout the scan stops at that deadline as on an interrupt and returns what it has,
+    timed out (incomplete); DeadlineReached when the deadline passes before discovery finished."""
+    from audit_bedrock.scan import Accumulator, Scanner, skipped_doc, utcnow
+
+    _protect_logs()
+    scope, cfg = options.scope, settings.config
+    started = utcnow()
+    timeout = options.scan.timeout
+    deadline = time.monotonic() + timeout if timeout else None
+    with _deadline_alarm(deadline, timeout):
+        sessions, estate, plan, region_source = _discover(options, settings)
+    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
+                      on_account=integrations.account_hook(planner))
+    for acct, reason in estate.skipped:
+        acc.add(skipped_doc(acct, reason))
+    scanner = Scanner(sessions, plan, deadline=deadline)
+    bar = _progress(len(estate.accounts), not options.output.progress)
+    try:
+        complete = scanner.run(estate.accounts, acc.add, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+        sessions.close()  # clients, service models and client classes: the reports need the memory
+    regions = cfg.regions or tuple(sorted(acc.regions_seen))
+    late = sum(1 for o in acc.outcomes if o.status == "interrupted")
+    notice = (f"the scan stopped at its deadline (--timeout {timeout:g} s): {late} account(s) not finished are "
+              "marked interrupted" if scanner.timed_out else "")
+    result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
+                     sessions.calls.calls, interrupted=not complete and not scanner.timed_out, shard=scope.shard,
+                     region_source=region_source, timed_out=notice)
+    if sessions.calls.duplicates:
+        log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
+    facts = tuple(acc.facts) if keep_facts else None
+    del scanner, sessions, acc
+    gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
+    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
+
+
+def _discover(options: RunOptions, settings: Settings) -> tuple[Any, Any, Any, str]:
+    """The caller's sessions, the accounts to scan and the scan plan (discovery, the region list, the SCPs)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from audit_bedrock import collectors
     from audit_bedrock.aws.clients import Sessions
     from audit_bedrock.aws.errors import error_message
+    from audit_bedrock.collectors.scp import read_scps
     from audit_bedrock.discovery import bedrock_region_list, discover_accounts, partition_of, ssm_query_region
-    from audit_bedrock.scan import Accumulator, Scanner, ScanPlan, skipped_doc, utcnow
+    from audit_bedrock.scan import ScanPlan
     from audit_bedrock.shard import select
 
-    _protect_logs()
     scope, cfg = options.scope, settings.config
-    started = utcnow()
     # the collectors' declared actions are the only operations of the trimmed (EC2) client models
     sessions = Sessions(profile=options.scan.profile, endpoint_url=options.scan.endpoint_url, max_pool=10,
                         declared_actions=collectors.required_actions())
@@ -432,7 +517,6 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
         estate = select(estate, *scope.shard)
         log.info("shard %d/%d: %d of %d account(s)", *scope.shard, len(estate.accounts) + len(estate.skipped), total)
     log.info("scanning %d account(s), %d skipped", len(estate.accounts), len(estate.skipped))
-    from audit_bedrock.collectors.scp import read_scps
     # The organization's SCPs (BIL-024): read once per scan by the caller, never per account.
     # Every Bedrock region, newer than the installed botocore included: once per scan, in the caller's account.
     ssm = sessions.client("ssm", ssm_query_region(sessions.home_region), caller_creds, "caller")
@@ -441,27 +525,7 @@ def scan(options: RunOptions, settings: Settings, keep_facts: bool = False,
     plan = ScanPlan(estate, cfg.regions, cfg.role_name, cfg.external_id, cfg.max_workers,
                     settings={"usage_lookback_days": cfg.usage_lookback_days, "scp": read_scps(org, estate)},
                     bedrock_regions=known.regions)
-    acc = Accumulator(Evaluator(list(settings.rules), cfg.rule_params()), FindingBuilder(cfg), keep_facts=keep_facts,
-                      on_account=integrations.account_hook(planner))
-    for acct, reason in estate.skipped:
-        acc.add(skipped_doc(acct, reason))
-    scanner = Scanner(sessions, plan)
-    bar = _progress(len(estate.accounts), not options.output.progress)
-    try:
-        complete = scanner.run(estate.accounts, acc.add, bar.update if bar else None)
-    finally:
-        if bar:
-            bar.close()
-        sessions.close()  # clients, service models and client classes: the reports need the memory
-    regions = cfg.regions or tuple(sorted(acc.regions_seen))
-    result = _result(acc, estate.organization_id, estate.caller_account, regions, started, utcnow(),
-                     sessions.calls.calls, interrupted=not complete, shard=scope.shard, region_source=known.source)
-    if sessions.calls.duplicates:
-        log.warning("%d identical AWS request(s) were repeated", sessions.calls.duplicates)
-    facts = tuple(acc.facts) if keep_facts else None
-    del scanner, sessions, acc
-    gc.collect()  # the scan's clients and sessions are reference cycles: free them before the reports
-    return ScanOutcome(result, facts, planner.plan() if planner is not None else None)
+    return sessions, estate, plan, known.source
 
 
 def _progress(total: int, quiet: bool) -> Any:
@@ -481,8 +545,8 @@ def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner 
         acc.add(account)
     meta = doc["scan"]
     return _result(acc, meta.get("organization_id"), str(meta.get("caller_account", "")),
-                   tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at", "")),
-                   str(meta.get("finished_at", "")), int(meta.get("api_calls", 0)),
+                   tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at") or ""),
+                   str(meta.get("finished_at") or ""), int(meta.get("api_calls", 0)),
                    interrupted=bool(meta.get("interrupted", False)),
                    region_source=str(meta.get("region_source") or ""))
 
@@ -539,23 +603,15 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))
     failed: list[str] = []
-    for fmt in formats:  # render and write one format at a time: a large organization's reports are big
-        if out.output_dir == STDOUT_DIR:
+    if out.output_dir == STDOUT_DIR:
+        for fmt in formats:
             sys.stdout.buffer.write(renderer(fmt)(result, ctx))
             sys.stdout.flush()
             written.append("<stdout>")
-            continue
-        for name, render in outputs(fmt):
-            dest = join(out.output_dir, name)
-            try:
-                write_output(dest, render(result, ctx), s3)
-            except UsageError as exc:  # S3Writer: the URL and the AWS error
-                failed.append(str(exc))
-                continue
-            except OSError as exc:  # a full disk, a folder removed or made read-only during the scan
-                failed.append(f"cannot write {dest}: {exc.strerror or exc}")
-                continue
-            written.append(dest)
+    elif is_s3(out.output_dir):
+        written += _write_s3(result, ctx, formats, out.output_dir, failed, s3)
+    else:
+        written += _write_local(result, ctx, formats, Path(out.output_dir), failed)
     tty = sys.stderr if out.output_dir == STDOUT_DIR else sys.stdout  # stdout carries findings.json with '-'
     if out.summary:
         render_summary(result, written, out=tty, baseline=baseline is not None, brief=out.brief,
@@ -566,9 +622,58 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
                                                      options.scan.endpoint_url)
         if out.summary:
             print(f"Security Hub: {imported.imported} finding(s) imported, {len(imported.failed)} failed", file=tty)
-    for problem in failed:  # the scan is not lost: what could be written was
-        print(f"audit-bedrock: error: {problem}", file=sys.stderr)
+    if failed:  # one line: the scan is not lost, what could be written was (and where it is)
+        print(f"audit-bedrock: error: {failed[0]}", file=sys.stderr)
     return Report(result, tuple(written), tuple(failed))
+
+
+def _write_local(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...], folder: Path,
+                 failed: list[str]) -> list[str]:
+    """Render and write one file at a time (a large organization's reports are big) into a staging folder, then
+    switch the whole set in; on failure nothing is replaced, `failed` gets one entry naming the kept folder."""
+    try:
+        staged = StagedSet(folder)
+    except OSError as exc:  # the folder removed, made read-only or full during the scan
+        failed.append(f"cannot write the reports to {folder}: {exc.strerror or exc}; no report was replaced")
+        return []
+    problems: list[str] = []
+    try:
+        for fmt in formats:
+            for name, render in outputs(fmt):
+                try:
+                    staged.write(name, render(result, ctx))
+                except OSError as exc:  # a full disk
+                    problems.append(f"cannot write {folder / name}: {exc.strerror or exc}")
+        problem = problems[0] if problems else staged.blocked()
+        if not problem:
+            return staged.commit()
+    except BaseException:  # a bug in a renderer, a second Ctrl-C: the staging folder goes, the old set stays
+        staged.discard()
+        raise
+    kept = staged.keep()
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    failed.append(f"{problem}{more}; no report was replaced (the previous ones are intact); the {len(staged.names)} "
+                  f"file(s) that could be written are in {kept}")
+    failed.extend(problems[1:])
+    return []
+
+
+def _write_s3(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...], prefix: str, failed: list[str],
+              s3: S3Writer) -> list[str]:
+    """Render every file before the first upload (a renderer's failure uploads nothing), then put each object.
+
+    S3 replaces each object atomically but has no transaction over several: an upload failing midway leaves the
+    objects put so far new and the rest old, and `failed` names each one that failed."""
+    rendered = [(join(prefix, name), render(result, ctx)) for fmt in formats for name, render in outputs(fmt)]
+    written = []
+    for dest, data in rendered:
+        try:
+            write_output(dest, data, s3)
+        except UsageError as exc:  # S3Writer: the URL and the AWS error
+            failed.append(str(exc))
+            continue
+        written.append(dest)
+    return written
 
 
 def exit_code(result: ScanResult, settings: Settings, new_only: bool = False, fail_on_incomplete: bool = False) -> int:
@@ -600,7 +705,15 @@ def run(options: RunOptions) -> int:
     check_profile(options.scan.profile)
     settings = load_settings(options)
     formats = check_formats(options.output.formats)  # before a long scan, not after it
-    check_outputs(options)  # and where it goes
+    lock = check_outputs(options)  # and where it goes; a local folder is locked until the reports are written
+    try:
+        return _run_locked(options, settings, formats)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(options: RunOptions, settings: Settings, formats: tuple[str, ...]) -> int:
     integrations.check_fix_format(formats, has_facts=not options.merge)
     planner = integrations.fix_planner(formats, settings.config.min_retention_days)
     if options.merge:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock import api
-from audit_bedrock.constants import EXIT_INCOMPLETE
+from audit_bedrock.constants import EXIT_INCOMPLETE, EXIT_WRITE_FAILED
 from audit_bedrock.errors import UsageError
 
 log = logging.getLogger("audit_bedrock")
@@ -39,6 +39,9 @@ REPORT_FILES = ("findings.json", "report.html", "findings.sarif", "findings.ocsf
 NOTIFY_SEVERITIES = ("critical", "high")
 MIN_BOTOCORE = (1, 42, 2)  # the audio data-type flag; an older botocore drops it silently
 MAX_LISTED = 50  # findings listed in one notification
+# A shard worker's scan stops this long before the function's own timeout: the accounts in flight get their grace
+# (5 s), then findings.json is written to S3, so Lambda never kills a scan that has results.
+DEADLINE_MARGIN_SECONDS = 30.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 
 
@@ -131,8 +134,19 @@ def run_api(options: api.RunOptions) -> int:
         raise HandlerError(f"audit-bedrock usage or config error: {exc}") from None
 
 
+def scan_timeout(context: Any) -> float | None:
+    """Seconds the scan may take: the invocation's remaining time less DEADLINE_MARGIN_SECONDS (at least 1 s);
+    None without a Lambda context (a local call)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return max(1.0, float(remaining()) / 1000 - DEADLINE_MARGIN_SECONDS)
+
+
 def shard_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Scan shard K of N of the organization; event {"run_id", "shard": K, "shard_count": N}."""
+    """Scan shard K of N of the organization; event {"run_id", "shard": K, "shard_count": N}.
+
+    The scan stops before the function times out (scan_timeout) and writes what it has, marked incomplete."""
     check_sdk()
     run_id = _run_id(event)
     shard, count = _positive(event, "shard"), _positive(event, "shard_count")
@@ -142,6 +156,7 @@ def shard_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     out = lay.shard_dir(run_id, shard, count)
     base = scan_options()
     code = run_api(replace(base, scope=replace(base.scope, org=True, shard=(shard, count)),
+                           scan=replace(base.scan, timeout=scan_timeout(context)),
                            output=api.OutputOptions(formats=("json",), output_dir=lay.url(out))))
     return {"run_id": run_id, "shard": shard, "shard_count": count, "key": f"{out}/findings.json",
             "exit_code": code}
@@ -232,6 +247,9 @@ def merge_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                                      baseline=str(baseline) if baseline is not None else None,
                                      history=lay.url(lay.history_root()), security_hub_import=importing,
                                      security_hub_role_name=import_role)))
+    if code == EXIT_WRITE_FAILED:  # S3 has no multi-object transaction: a partial set must not become latest/
+        raise HandlerError(f"run {run_id}: not every report could be written under {lay.url(report + '/')}; "
+                           f"{lay.latest_dir()}/ still holds the previous run")
     body = s3.get_object(Bucket=lay.bucket, Key=f"{report}/findings.json")["Body"].read()
     doc = json.loads(body)
     for name in REPORT_FILES:  # this run becomes the next run's baseline

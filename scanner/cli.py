@@ -7,11 +7,10 @@ Kept light: `--help` imports argparse and this package's own small modules only.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import textwrap
-import traceback
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
@@ -31,14 +30,13 @@ from audit_bedrock.constants import (  # the exit codes are re-exported: callers
     FAIL_ON_LEVELS,
     SEVERITIES,
 )
-from audit_bedrock.errors import UsageError
-from audit_bedrock.shard import parse_shard
+from audit_bedrock.errors import DeadlineReached, UsageError
 
 if TYPE_CHECKING:
     from audit_bedrock.api import RunOptions, ScanOptions
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-           "EXIT_WRITE_FAILED", "build_parser", "main"]
+           "EXIT_WRITE_FAILED", "build_parser", "entry", "main"]
 
 
 def _csv(value: str) -> list[str]:
@@ -62,6 +60,8 @@ def _accounts(value: str) -> list[str]:
 
 
 def _shard(value: str) -> tuple[int, int]:
+    from audit_bedrock.shard import parse_shard  # hashlib and dataclasses: not for --help
+
     return parse_shard(value)
 
 
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--from-facts", metavar="FILE", help="re-evaluate a saved facts file; no AWS calls")
     run = p.add_argument_group("running")
     run.add_argument("--max-workers", type=int, default=None, metavar="N", help="concurrency (default 16)")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="stop the scan after SECONDS and write what was scanned, marked incomplete (exit 3)")
     run.add_argument("--profile", help="AWS profile")
     run.add_argument("--endpoint-url", help="AWS endpoint override (AWS_ENDPOINT_URL works too)")
     run.add_argument("--demo", action="store_true",
@@ -171,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(ns: argparse.Namespace) -> None:
     """Verbosity from -q/-v; the API adds the credential-redacting filter to these handlers."""
+    import logging  # with traceback, ~0.1 s of imports that --help does not need
+
     level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
     logging.basicConfig(level=max(logging.DEBUG, min(logging.CRITICAL, level)), stream=sys.stderr,
                         format="audit-bedrock: %(levelname)s: %(message)s")
@@ -189,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"audit-bedrock: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DeadlineReached as exc:
+        print(f"audit-bedrock: error: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except KeyboardInterrupt:  # outside the scan loop (discovery, a second Ctrl-C): no traceback
         print("audit-bedrock: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -198,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"audit-bedrock: error: {setup}", file=sys.stderr)
             return EXIT_USAGE
         if ns.verbose:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         hint = "" if ns.verbose else "; run with -v for the traceback"
         print(f"audit-bedrock: internal error: {type(exc).__name__}: {exc}{hint} (please report it)", file=sys.stderr)
@@ -222,7 +231,7 @@ def scan_options(ns: argparse.Namespace) -> ScanOptions:
     return ScanOptions(config=ns.config, rules_dirs=tuple(ns.rules_dir), role_name=ns.role_name,
                        external_id=ns.external_id, fail_on=ns.fail_on, max_workers=ns.max_workers,
                        profile=ns.profile, endpoint_url=ns.endpoint_url, only_rules=tuple(ns.rules),
-                       skip_rules=tuple(ns.skip_rules))
+                       skip_rules=tuple(ns.skip_rules), timeout=ns.timeout)
 
 
 def run_options(ns: argparse.Namespace) -> RunOptions:
@@ -269,6 +278,24 @@ def execute(ns: argparse.Namespace) -> int:
     return api.run(run_options(ns))
 
 
+def entry() -> NoReturn:
+    """The `audit-bedrock` command: main(), then exit at once, even while scan threads hang.
+
+    After an interrupt or the deadline, worker threads may still wait on a black-holed endpoint (10 attempts of
+    20 s). A normal exit joins them first (concurrent.futures' exit hook), which held the process for minutes;
+    what had to be written was written, so the process ends without waiting for them.
+    """
+    code = main()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        import logging  # imported lazily (--help does not need it); already loaded after a scan
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    raise SystemExit(main())
+    entry()

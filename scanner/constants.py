@@ -27,12 +27,13 @@ DATA_TYPES: tuple[str, ...] = tuple(DATA_TYPE_FLAGS)
 
 # Exit codes (README "Exit codes") and run defaults, shared by the CLI and the core API.
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_WRITE_FAILED = 4  # the scan finished, but a report could not be written (the others were)
+EXIT_WRITE_FAILED = 4  # the scan finished, but a report could not be written (none was replaced)
 EXIT_INTERNAL = 5  # an unexpected error (a bug): one line, the traceback with -v
 # The argparse epilog and the README "Exit codes" table say the same.
 EXIT_CODES_TEXT = ("Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or config error (nothing scanned), "
-                   "3 scan incomplete (with --fail-on-incomplete: also when there are findings), "
-                   "4 a report could not be written (the others were), 5 internal error, 130 interrupted.")
+                   "3 scan incomplete or --timeout reached (with --fail-on-incomplete: also when there are "
+                   "findings), 4 a report could not be written (none was replaced), 5 internal error, "
+                   "130 interrupted.")
 DEFAULT_FORMATS: tuple[str, ...] = ("json", "html", "sarif")
 DEFAULT_OUTPUT_DIR = "audit-bedrock-report"
 

@@ -48,10 +48,17 @@ class RegionList:
     source: str
 
 
+@lru_cache(maxsize=1)
+def _endpoint_session() -> botocore.session.Session:
+    """One botocore session for partition look-ups: each new session parses endpoints.json again (~25 ms)."""
+    return botocore.session.get_session()
+
+
+@lru_cache(maxsize=256)
 def partition_of(region: str) -> str | None:
     """The partition of a region name by botocore's partition patterns (new regions included); None if none fits."""
     try:
-        return str(botocore.session.get_session().get_partition_for_region(region))
+        return str(_endpoint_session().get_partition_for_region(region))
     except (ValueError, BotoCoreError):  # UnknownRegionError is a ValueError
         return None
 

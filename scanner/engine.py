@@ -12,6 +12,7 @@ from typing import Any
 import jmespath
 import jmespath.exceptions
 import jmespath.functions
+import jmespath.visitor
 from jmespath.parser import ParsedResult
 
 from audit_bedrock.constants import RULE_ID_RE, SEVERITIES
@@ -62,11 +63,48 @@ class RuleFunctions(jmespath.functions.Functions):
 
 
 _OPTIONS = jmespath.Options(custom_functions=RuleFunctions())
+# JMESPath steps (AST nodes visited) one rule may take for one account or region, its for_each items included.
+# The shipped rules take a few hundred on their examples (a few thousand on a large account); `[@,@][]` chained
+# doubles the work per link, so a rule pack could otherwise stall the scan for hours. Counted, not timed: the same
+# facts give the same verdict on every machine (250,000 steps take about 0.3 s).
+RULE_STEP_LIMIT = 250_000
 
 
-def search(expr: ParsedResult, data: Any) -> Any:
-    """Evaluate a compiled expression with the custom functions."""
-    return expr.search(data, options=_OPTIONS)
+class EvaluationLimitError(Exception):
+    """A rule took more than its step budget for one account or region."""
+
+
+class StepBudget:
+    """The steps left to one rule's evaluation for one account or region, shared by all its expressions."""
+
+    def __init__(self, rule_id: str, limit: int = RULE_STEP_LIMIT) -> None:
+        self.rule_id = rule_id
+        self.limit = limit
+        self.left = limit
+
+
+class _BoundedInterpreter(jmespath.visitor.TreeInterpreter):
+    """jmespath's interpreter, counting every node it visits against a StepBudget."""
+
+    def __init__(self, budget: StepBudget) -> None:
+        super().__init__(_OPTIONS)
+        self._budget = budget
+
+    def visit(self, node: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = self._budget
+        budget.left -= 1
+        if budget.left < 0:
+            raise EvaluationLimitError(f"rule {budget.rule_id} exceeded the evaluation bound of {budget.limit:,} "
+                                       "JMESPath steps for one account or region (a rule expression that grows "
+                                       "exponentially, such as [@,@][] chained?)")
+        return super().visit(node, *args, **kwargs)
+
+
+def search(expr: ParsedResult, data: Any, budget: StepBudget | None = None) -> Any:
+    """Evaluate a compiled expression with the custom functions; with a budget, within its steps."""
+    if budget is None:
+        return expr.search(data, options=_OPTIONS)
+    return _BoundedInterpreter(budget).visit(expr.parsed, data)
 
 
 @dataclass(frozen=True)
@@ -291,7 +329,7 @@ class Evaluator:
         with a number in a custom function, a fact of an unexpected type) makes the rule SCAN-003 for this
         scope, never a crash: the rest of the scan goes on."""
         try:
-            return self._run(rule, ctx, account, region)
+            return self._run(rule, ctx, account, region, StepBudget(rule.id))
         except Exception as exc:  # contained per rule and scope, reported as SCAN-003 with the error
             gap_rule = self.gap_rule
             if gap_rule is None:
@@ -307,45 +345,47 @@ class Evaluator:
                               _format(gap_rule.message, values), props, discriminator=rule.id)]
 
     def _run(self, rule: Rule, ctx: dict[str, Any], account: dict[str, Any],
-             region: str | None) -> list[RawResult]:
+             region: str | None, budget: StepBudget) -> list[RawResult]:
         out: list[RawResult] = []
         doc_requires = [(p, e) for p, e in rule.requires if not p.startswith("item")]
         item_requires = [(p, e) for p, e in rule.requires if p.startswith("item")]
-        blocked = self._gaps(doc_requires, ctx)
+        blocked = self._gaps(doc_requires, ctx, budget)
         if blocked:
             return [self._gap_result(rule, ctx, account, region, blocked)]
         items: list[Any]
         if rule.for_each is None:
             items = [None]
         else:
-            found = search(rule.for_each, ctx)
+            found = search(rule.for_each, ctx, budget)
             items = found if isinstance(found, list) else []
         for item in items:
             ictx = ctx if rule.for_each is None else {**ctx, "item": item}
-            blocked = self._gaps(item_requires, ictx)
+            blocked = self._gaps(item_requires, ictx, budget)
             if blocked:
                 out.append(self._gap_result(rule, ictx, account, region, blocked))
                 continue
-            if not search(rule.condition, ictx):
+            if not search(rule.condition, ictx, budget):
                 continue
             severity = rule.severity
             for cond, sev in rule.severity_when:
-                if search(cond, ictx):
+                if search(cond, ictx, budget):
                     severity = sev
                     break
-            resource = self._resource(rule, ictx, account, region)
+            resource = self._resource(rule, ictx, account, region, budget)
             values = self._base_values(account, region, resource)
-            values.update({name: search(expr, ictx) for name, expr in rule.vars})
-            props = {name: search(expr, ictx) for name, expr in rule.properties}
+            values.update({name: search(expr, ictx, budget) for name, expr in rule.vars})
+            props = {name: search(expr, ictx, budget) for name, expr in rule.properties}
+            # a message of placeholders only may format to nothing: findings.json needs a message
             out.append(RawResult(rule, severity, account["account_id"], region, resource,
-                                 _format(rule.message, values), props))
+                                 _format(rule.message, values) or rule.title, props))
         return out
 
     @staticmethod
-    def _gaps(requires: list[tuple[str, ParsedResult]], ctx: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def _gaps(requires: list[tuple[str, ParsedResult]], ctx: dict[str, Any],
+              budget: StepBudget) -> list[tuple[str, dict[str, Any]]]:
         found = []
         for path, expr in requires:
-            value = search(expr, ctx)
+            value = search(expr, ctx, budget)
             if is_gap(value):
                 found.append((path, value))
         return found
@@ -356,9 +396,14 @@ class Evaluator:
                 "region": region or "global", "resource": resource}
 
     @staticmethod
-    def _resource(rule: Rule, ctx: dict[str, Any], account: dict[str, Any], region: str | None) -> str:
-        try:
-            value = search(rule.resource, ctx)
+    def _resource(rule: Rule, ctx: dict[str, Any], account: dict[str, Any], region: str | None,
+                  budget: StepBudget | None = None) -> str:
+        try:  # the resource of a gap or an error finding gets a budget of its own
+            value = search(rule.resource, ctx, budget or StepBudget(rule.id))
+        except EvaluationLimitError:
+            if budget is not None:  # the rule's own budget: the rule is reported, not given a default resource
+                raise
+            value = None
         except Exception:  # noqa: BLE001 -- the rule's own error is reported by _run_safe; a default resource here
             value = None
         if isinstance(value, str) and value:

@@ -13,6 +13,10 @@ class UsageError(Exception):
         super().__init__(f"{source}: {message}" if source else message)
 
 
+class DeadlineReached(BaseException):  # like KeyboardInterrupt: it passes every `except Exception` on its way
+    """The --timeout passed before any account was scanned (discovery hung): nothing to write, exit 3."""
+
+
 def printable(text: object) -> str:
     """`text` safe for a terminal or a log line: control and format characters (ESC, BEL, CR, LF, bidi
     overrides) are shown as escapes, so an AWS-controlled value cannot retitle or clear the terminal or

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import re
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from audit_bedrock.config import Config
-from audit_bedrock.constants import ACCOUNT_ID_RE, SEVERITY_RANK
 from audit_bedrock.engine import GAP_RULE_ID, RawResult
 from audit_bedrock.errors import UsageError
 from audit_bedrock.facts import lone_surrogate
@@ -82,47 +78,18 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
 
 
 def load_baseline(path: str) -> list[Finding]:
-    """Read a previous findings.json; an unreadable or corrupt file is a UsageError."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read baseline file: {exc.strerror or exc}", source=path) from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"corrupt baseline file (line {exc.lineno}): {exc.msg}", source=path) from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"cannot read baseline file: not UTF-8 text ({exc.reason})", source=path) from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("findings"), list):
+    """Read a previous findings.json, checked against reports/findings.schema.json; a bad file is a UsageError."""
+    from audit_bedrock.inputs import FINDINGS_SCHEMA, checked, read_json
+
+    doc = read_json(path, "baseline file")
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1:
         raise UsageError("not a findings.json with schema_version 1", source=path)
-    try:
-        carried = doc.get("not_rechecked", [])  # still open as far as anyone knows: part of the baseline
-        if not isinstance(carried, list):
-            raise UsageError("corrupt baseline file: not_rechecked must be a list", source=path)
-        findings = [Finding.from_json(f) for f in [*doc["findings"], *carried]]
-    except KeyError as exc:
-        raise UsageError(f"corrupt baseline file: a finding lacks {exc}", source=path) from None
-    except (TypeError, AttributeError, ValueError) as exc:
-        raise UsageError(f"corrupt baseline file: a finding is malformed ({exc})", source=path) from None
-    for i, f in enumerate(findings):  # values the baseline diff and the reports rely on
-        problem = ""
-        if not all(isinstance(v, str) for v in (f.id, f.rule_id, f.account_id, f.resource, f.title, f.message)):
-            problem = "id, rule_id, account_id, resource, title and message must be strings"
-        elif f.severity not in SEVERITY_RANK:
-            problem = f"severity must be one of {', '.join(SEVERITY_RANK)}, got {f.severity!r}"
-        elif f.status not in ("open", "suppressed"):
-            problem = f"status must be open or suppressed, got {f.status!r}"
-        elif f.region is not None and not (isinstance(f.region, str) and _REGION_RE.match(f.region)):
-            problem = "region must be a region name or null"
-        elif not _FINDING_ID_RE.match(f.id) or not ACCOUNT_ID_RE.match(f.account_id):
-            problem = "id must be 32 hex digits and account_id 12 digits"
-        elif not isinstance(f.account_name, str) or not isinstance(f.remediation, str):
-            problem = "account_name and remediation must be strings"
-        elif f.baseline not in ("new", "unchanged"):
-            problem = f"baseline must be new or unchanged, got {f.baseline!r}"
-        else:
-            problem = lone_surrogate(f.to_json())
-        if problem:
-            raise UsageError(f"corrupt baseline file: findings[{i}]: {problem}", source=path)
-    return findings
+    checked(doc, FINDINGS_SCHEMA, path, "corrupt baseline file")
+    problem = lone_surrogate(doc)  # JSON's \ud800 reads into a str no report can write: not expressible in a schema
+    if problem:
+        raise UsageError(f"corrupt baseline file: {problem}", source=path)
+    # not_rechecked: still open as far as anyone knows, so part of the baseline
+    return [Finding.from_json(f) for f in [*doc["findings"], *doc.get("not_rechecked", [])]]
 
 
 def not_rechecked_reason(result: ScanResult, rule_ids: set[str]) -> Callable[[Finding], str]:
@@ -154,9 +121,6 @@ def not_rechecked_reason(result: ScanResult, rule_ids: set[str]) -> Callable[[Fi
 
     return reason
 
-
-_FINDING_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")  # as reports/findings.schema.json
 
 
 def apply_baseline(findings: list[Finding], baseline: list[Finding],

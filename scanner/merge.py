@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from audit_bedrock.errors import UsageError
@@ -36,33 +34,19 @@ def _not_findings(path: str, why: str) -> UsageError:
 
 
 def read_part(path: str) -> Part:
-    """Read one shard's findings.json; anything else is a UsageError (exit 2)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read merge input: {exc.strerror or exc}", source=path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _not_findings(path, f"invalid JSON: {exc}") from None
+    """Read one shard's findings.json, checked against reports/findings.schema.json; else a UsageError (exit 2)."""
+    from audit_bedrock.inputs import FINDINGS_SCHEMA, checked, read_json
+
+    doc = read_json(path, "merge input")
     if not isinstance(doc, dict) or doc.get("schema_version") != 1:
         raise _not_findings(path, "no schema_version 1")
-    problem = lone_surrogate(doc)
+    checked(doc, FINDINGS_SCHEMA, path, "not a valid findings.json")
+    problem = lone_surrogate(doc)  # what a schema cannot say: JSON's \ud800 is no text a report can write
     if problem:
         raise _not_findings(path, problem)
-    scan = doc.get("scan")
-    if not isinstance(scan, dict):
-        raise _not_findings(path, "no 'scan' object")
-    for key, kind in (("accounts", list), ("regions", list), ("started_at", str), ("finished_at", str),
-                      ("api_calls", int)):
-        if not isinstance(scan.get(key), kind):
-            raise _not_findings(path, f"'scan.{key}' is missing or not a {kind.__name__}")
-    for key in ("coverage", "findings"):
-        if not isinstance(doc.get(key), list):
-            raise _not_findings(path, f"'{key}' is missing or not a list")
-    shard = scan.get("shard")
-    if shard is not None and not (isinstance(shard, dict) and isinstance(shard.get("index"), int)
-                                  and isinstance(shard.get("count"), int)
-                                  and 1 <= shard["index"] <= shard["count"]):
-        raise _not_findings(path, "'scan.shard' is not {index, count}")
+    shard = doc["scan"].get("shard")
+    if shard is not None and shard["index"] > shard["count"]:
+        raise _not_findings(path, f"scan.shard: index {shard['index']} is beyond count {shard['count']}")
     return Part(path, doc)
 
 
@@ -93,11 +77,7 @@ def merge(paths: list[str]) -> ScanResult:
     outcomes: list[AccountOutcome] = []
     for p in parts:
         for a in p.scan["accounts"]:
-            try:
-                outcome = AccountOutcome(str(a["id"]), str(a.get("name", "")), str(a.get("ou_path", "")),
-                                         a["status"], str(a.get("reason", "")))
-            except (KeyError, TypeError) as exc:
-                raise _not_findings(p.path, f"an account entry lacks {exc}") from None
+            outcome = AccountOutcome(a["id"], a["name"], a["ou_path"], a["status"], a["reason"])
             if outcome.id in owner:
                 raise UsageError(f"--merge: account {outcome.id} is in both {owner[outcome.id]} and {p.path}; "
                                  "shards must not overlap (was one shard given twice, or shards of different runs?)")
@@ -110,6 +90,9 @@ def merge(paths: list[str]) -> ScanResult:
         if p.scan.get("interrupted"):
             incomplete = True
             notices.append(f"{p.path}: that shard's scan was interrupted; its accounts are partly scanned")
+        if p.scan.get("timed_out"):
+            incomplete = True
+            notices.append(f"{p.path}: that shard's scan reached its deadline; its accounts are partly scanned")
     gaps = _shard_gaps(parts)
     if gaps:
         incomplete = True
@@ -128,10 +111,7 @@ def merge(paths: list[str]) -> ScanResult:
     seen: dict[str, str] = {}
     for p in parts:
         for f in p.doc["findings"]:
-            try:
-                finding = replace(Finding.from_json(f), baseline="new")
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise _not_findings(p.path, f"a finding lacks {exc}") from None
+            finding = replace(Finding.from_json(f), baseline="new")
             if finding.id in seen:
                 raise UsageError(f"--merge: finding {finding.id} is in both {seen[finding.id]} and {p.path}")
             seen[finding.id] = p.path
@@ -182,16 +162,10 @@ def _coverage(parts: list[Part], outcomes: list[AccountOutcome], regions: tuple[
     cells: dict[str, list[Coverage]] = {}
     for p in parts:
         for c in p.doc["coverage"]:
-            try:
-                cell = Coverage(str(c["account_id"]), str(c["region"]), c["status"],
-                                logging_enabled=c.get("logging_enabled"),
-                                destinations=tuple(c.get("destinations") or ()),
-                                large_data_s3=c.get("large_data_s3"),
-                                data_types=tuple((c.get("data_types") or {}).items()),
-                                reason=str(c.get("reason", "")),
-                                last_delivery=c.get("last_delivery"), delivering=c.get("delivering"))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise _not_findings(p.path, f"a coverage cell lacks {exc}") from None
+            cell = Coverage(c["account_id"], c["region"], c["status"], logging_enabled=c["logging_enabled"],
+                            destinations=tuple(c["destinations"]), large_data_s3=c["large_data_s3"],
+                            data_types=tuple(c["data_types"].items()), reason=c.get("reason", ""),
+                            last_delivery=c.get("last_delivery"), delivering=c.get("delivering"))
             cells.setdefault(cell.account_id, []).append(cell)
     for o in outcomes:
         if o.status != "error":

@@ -118,6 +118,7 @@ class ScanMeta:
     api_calls: int
     incomplete: bool = False
     interrupted: bool = False
+    timed_out: bool = False  # the scan stopped at its --timeout (incomplete, not interrupted: exit 3)
     shard: tuple[int, int] | None = None  # (K, N) for a --shard K/N run; None for a whole run or a merge
     # Where the list of Bedrock regions came from: "ssm" (AWS's public parameters) or "botocore" (the installed
     # SDK's endpoints); "" when unknown (a facts file or findings.json written before it was recorded).

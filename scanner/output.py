@@ -1,8 +1,15 @@
-"""Write report files: atomically to a local folder (temporary file, then rename), or to s3://bucket/prefix."""
+"""Write report files: atomically to a local folder (temporary file, then rename), or to s3://bucket/prefix.
+
+A run's report set goes to a local folder through a StagedSet (every file first, then all switched in), and a
+run holds the folder's OutputLock while it scans and writes, so two runs never mix their files.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,99 @@ def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+LOCK_NAME = ".audit-bedrock.lock"
+STAGING_PREFIX = ".audit-bedrock-staging-"
+KEPT_PREFIX = "unfinished-"
+
+
+class OutputLock:
+    """An exclusive fcntl lock on LOCK_NAME in an output folder, held from before the scan until the reports are
+    written; a second run into the same folder is refused (UsageError) instead of mixing its files in.
+
+    The folder is created for the lock; release() removes the lock file, and the folder too when this run
+    created it and left nothing in it (a run refused after the lock leaves no trace)."""
+
+    def __init__(self, folder: Path, flag: str) -> None:
+        from audit_bedrock.errors import UsageError
+
+        self.path = folder / LOCK_NAME
+        self._made = [p for p in (folder, *folder.parents) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder before us may have removed the file we opened: then a newer one may be locked by another
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            os.close(fd)
+            raise UsageError(f"{flag} {folder}: another audit-bedrock run is writing there (it holds {self.path}); "
+                             "wait for it to finish or choose another folder") from None
+        self._fd: int | None = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still held: no other run can hold this file meanwhile
+        os.close(self._fd)
+        self._fd = None
+        for made in self._made:  # innermost first
+            try:
+                made.rmdir()
+            except OSError:  # not empty (reports were written) or not ours to remove
+                break
+
+
+class StagedSet:
+    """One run's report files, written into a staging folder inside the output folder and switched in (os.replace
+    per file) only when every one was written. On failure the previous set stays as it was and the files that
+    could be written are kept in a folder named unfinished-TIME."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+        os.chmod(self.staging, 0o777 & ~_umask())
+        self.names: list[str] = []
+
+    def write(self, name: str, data: bytes) -> None:
+        write_atomic(self.staging / name, data)
+        self.names.append(name)
+
+    def blocked(self) -> str:
+        """'' or why a destination cannot be replaced by a file (a folder there, say): checked before any switch."""
+        for name in self.names:
+            dest = self.folder / name
+            if dest.is_dir() and not dest.is_symlink():
+                return f"cannot write {dest}: a folder is in the way"
+        return ""
+
+    def commit(self) -> list[str]:
+        """Switch every staged file in; the paths written."""
+        out = []
+        for name in self.names:
+            os.replace(self.staging / name, self.folder / name)
+            out.append(str(self.folder / name))
+        self.staging.rmdir()
+        return out
+
+    def keep(self) -> Path:
+        """Keep what was written (nothing is switched in): the staging folder renamed unfinished-TIME."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        kept = self.folder / f"{KEPT_PREFIX}{stamp}"
+        try:
+            kept.mkdir()  # an empty folder of that name, which rename replaces; taken: keep the staging name
+            os.replace(self.staging, kept)
+        except OSError:
+            return self.staging
+        return kept
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def check_local_dir(folder: Path, flag: str) -> None:

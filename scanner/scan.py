@@ -1,7 +1,8 @@
 """The scan pipeline: discovery -> sessions -> collectors -> raw facts -> derive -> rules -> findings.
 
-Accounts are collected in parallel (Scanner); each finished raw account document is then derived and judged
-in the calling thread (Accumulator.add), which is also how saved facts are replayed.
+Accounts are collected in parallel and each account's regions concurrently (Scanner); each finished raw account
+document is then derived and judged in the calling thread (Accumulator.add), which is also how saved facts are
+replayed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import re
 import signal
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -167,27 +170,50 @@ def skipped_doc(acct: Account, reason: str, status: str = "skipped") -> dict[str
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPT_GRACE_SECONDS = 5.0
-NOT_STARTED = "not scanned: the scan was interrupted before this account"
+INTERRUPTED, TIMED_OUT = "the scan was interrupted", "the scan reached its deadline (--timeout)"
 
 
-def mark_interrupted(doc: dict[str, Any]) -> None:
-    """An account the interrupt caught mid-scan: status interrupted, and every account-level fact not read
-    yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
-    doc.update(status="interrupted", reason="the scan was interrupted before this account was finished")
+def mark_interrupted(doc: dict[str, Any], why: str = INTERRUPTED) -> None:
+    """An account the interrupt (or the deadline) caught mid-scan: status interrupted, and every account-level
+    fact not read yet is a gap, so that the rules needing it are reported (SCAN-003), not silently absent."""
+    doc.update(status="interrupted", reason=f"{why} before this account was finished")
     doc.setdefault("scanned_regions", [r["region"] for r in doc["regions"] if r.get("status") == "scanned"])
+    code = "Interrupted" if why == INTERRUPTED else "TimedOut"
     for c in collectors.ACCOUNT_COLLECTORS:
         if c.name not in doc:
-            doc[c.name] = gap(",".join(c.actions), "Interrupted", "the scan was interrupted before this was read")
+            doc[c.name] = gap(",".join(c.actions), code, f"{why} before this was read")
+
+
+# At most this many regions of one account are scanned at the same time (and never more than --max-workers).
+REGIONS_IN_FLIGHT_PER_ACCOUNT = 8
 
 
 class Scanner:
-    """Scans accounts in a bounded thread pool; each account's regions are read in sequence."""
+    """Scans accounts in a bounded thread pool, each account's regions concurrently.
 
-    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS) -> None:
+    --max-workers bounds the calls in flight: a thread makes calls only while it holds one of `max_workers`
+    slots. An account's own reads (AssumeRole, DescribeRegions, IAM) hold a slot on the account's thread, which
+    gives it back while its regions run as tasks of a shared region pool, each holding a slot; at most
+    REGIONS_IN_FLIGHT_PER_ACCOUNT regions of one account are in flight. Every region task shares the account's
+    AccountContext, whose `once` cache makes each shared read once.
+    """
+
+    def __init__(self, sessions: Sessions, plan: ScanPlan, grace: float = INTERRUPT_GRACE_SECONDS,
+                 deadline: float | None = None) -> None:
         self.sessions = sessions
         self.plan = plan
         self.grace = grace  # how long in-flight accounts may finish after an interrupt
+        self.deadline = deadline  # time.monotonic() at which the scan stops as on an interrupt (--timeout)
+        self.timed_out = False
         self.stop = threading.Event()
+        limit = max(1, plan.max_workers)
+        reserve = getattr(sessions, "reserve", None)  # tests scan single regions without sessions
+        if reserve is not None:
+            reserve(limit)  # every thread shares the clients: their pools hold a connection per slot
+        self._slots = threading.BoundedSemaphore(limit)
+        self._regions_per_account = max(1, min(REGIONS_IN_FLIGHT_PER_ACCOUNT, limit))
+        self._region_pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="region")
+        weakref.finalize(self, self._region_pool.shutdown, wait=False, cancel_futures=True)
         # Reads inside other accounts of the organization (AccountContext.peer): one at a time, each account
         # entered once and each of its facts read once per scan, whichever scanned account needs it.
         self._peer_lock = threading.Lock()
@@ -206,7 +232,8 @@ class Scanner:
         where = acct.id
         self.sessions.begin_account()
         try:
-            creds = self.credentials_for(acct)
+            with self._slots:
+                creds = self.credentials_for(acct)
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             log.warning("%s: cannot enter account: %s", where, error_message(exc))
             doc.update(status="error", reason=f"AssumeRole failed: {error_message(exc)}")
@@ -220,23 +247,40 @@ class Scanner:
         actx = AccountContext(acct.id, acct.name, make_client, self.sessions.home_region, settings=settings)
         actx.peer = functools.partial(self.peer, actx)
         try:
-            self._scan_regions(actx, doc)
+            self._scan_regions(actx, doc, creds)
             if self.stop.is_set():  # the account-level checks never ran: interrupted, not scanned
-                mark_interrupted(doc)
+                mark_interrupted(doc, self.stop_reason())
                 return doc
             region_docs = [r for r in doc["regions"] if r.get("status") == "scanned"]
-            for c in collectors.ACCOUNT_COLLECTORS:
-                try:
-                    doc.update(c.collect(actx, doc, region_docs))
-                except Failure as f:
-                    doc[c.name] = f.fact
-                except Exception as exc:  # contained like a region collector's: a gap, not a lost account
-                    log.exception("%s: collector %s failed unexpectedly", where, c.name)
-                    doc[c.name] = gap(",".join(c.actions), "InternalError", f"{type(exc).__name__}: {exc}")
+            with self._slots, self.sessions.bind(creds, acct.id):
+                self._account_collectors(actx, doc, region_docs)
         except Exception as exc:
             log.exception("%s: unexpected error while scanning", where)
             doc.update(status="error", reason=f"internal error: {type(exc).__name__}: {exc}"[:400])
+        finally:
+            end = getattr(self.sessions, "end_account", None)
+            if end is not None:
+                end(acct.id)  # its retry states go with it
         return doc
+
+    def _account_collectors(self, actx: AccountContext, doc: dict[str, Any],
+                            region_docs: list[dict[str, Any]]) -> None:
+        """The account-level collectors (IAM, SCPs), once every region is read; each failure is a gap."""
+        for c in collectors.ACCOUNT_COLLECTORS:
+            try:
+                doc.update(c.collect(actx, doc, region_docs))
+            except Failure as f:
+                doc[c.name] = f.fact
+            except Exception as exc:  # contained like a region collector's: a gap, not a lost account
+                log.exception("%s: collector %s failed unexpectedly", actx.account_id, c.name)
+                doc[c.name] = gap(",".join(c.actions), "InternalError", f"{type(exc).__name__}: {exc}")
+
+    def stop_reason(self) -> str:
+        return TIMED_OUT if self.timed_out else INTERRUPTED
+
+    def _time_left(self) -> float | None:
+        """Seconds to the deadline (0 once passed); None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def known_regions(self) -> tuple[str, ...]:
         """Every Bedrock region: the plan's list (SSM or botocore), else the installed botocore's."""
@@ -264,26 +308,55 @@ class Scanner:
             def make_client(service: str, region: str) -> Any:
                 return self.sessions.client(service, region, creds, account_id)
 
-            # A fresh context (this thread's clients) over the scan-wide cache of that account's facts.
+            # A fresh context over the scan-wide cache of that account's facts; this thread signs as that
+            # account inside the block only.
             other = AccountContext(account_id, "", make_client, self.sessions.home_region, settings=home.settings,
                                    cache=self._peer_caches.setdefault(account_id, {}))
-            try:
+            with self.sessions.bind(creds, account_id):
                 yield other
-            finally:
-                home.make_client("kms", home.home_region)  # re-point this thread's clients at the scanned account
 
-    def _scan_regions(self, actx: AccountContext, doc: dict[str, Any]) -> None:
+    def _scan_regions(self, actx: AccountContext, doc: dict[str, Any], creds: Any) -> None:
+        """Scan the account's regions as tasks of the region pool, at most `_regions_per_account` at a time; the
+        region documents keep the sorted order of a sequential scan."""
         candidates = self.plan.regions or self.known_regions()
-        enabled = enabled_regions(actx.client("ec2", actx.home_region))
+        with self._slots, self.sessions.bind(creds, actx.account_id):
+            enabled = enabled_regions(actx.client("ec2", actx.home_region))
+        results: dict[str, dict[str, Any] | None] = {}
+        todo: list[str] = []
         for region in sorted(candidates):
-            if self.stop.is_set():
-                return
             if enabled is not None and region not in enabled:
-                doc["regions"].append({"account_id": actx.account_id, "region": region, "status": "skipped",
-                                       "reason": "region not enabled in this account"})
-                continue
-            doc["regions"].append(self.scan_region(RegionContext(actx, region), inferred=enabled is None))
+                results[region] = {"account_id": actx.account_id, "region": region, "status": "skipped",
+                                   "reason": "region not enabled in this account"}
+            else:
+                todo.append(region)
+        queue = iter(todo)
+        running: dict[Future[dict[str, Any] | None], str] = {}
+        try:
+            while True:
+                while len(running) < self._regions_per_account and not self.stop.is_set():
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        break
+                    running[self._region_pool.submit(self._region_task, actx, creds, nxt, enabled is None)] = nxt
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    results[running.pop(fut)] = fut.result()
+        finally:
+            for fut in running:
+                fut.cancel()
+        doc["regions"].extend(rdoc for region in sorted(candidates) if (rdoc := results.get(region)) is not None)
+        if self.stop.is_set():  # some regions were never started: the caller marks the account interrupted
+            return
         doc["scanned_regions"] = [r["region"] for r in doc["regions"] if r["status"] == "scanned"]
+
+    def _region_task(self, actx: AccountContext, creds: Any, region: str, inferred: bool) -> dict[str, Any] | None:
+        """One region of an account on a pool thread: None when the scan was stopped before it started."""
+        with self._slots, self.sessions.bind(creds, actx.account_id):
+            if self.stop.is_set():
+                return None
+            return self.scan_region(RegionContext(actx, region), inferred=inferred)
 
     def scan_region(self, rctx: RegionContext, inferred: bool = False) -> dict[str, Any]:
         rdoc: dict[str, Any] = {"account_id": rctx.account.account_id, "region": rctx.region, "status": "scanned"}
@@ -339,6 +412,9 @@ class Scanner:
         try:
             exhausted = False
             while True:
+                if self._time_left() == 0:  # the deadline: stop as on an interrupt
+                    self.timed_out = True
+                    raise KeyboardInterrupt
                 while not exhausted and len(pending) < 2 * limit:
                     acct = next(it, None)
                     if acct is None:
@@ -347,7 +423,7 @@ class Scanner:
                     pending[pool.submit(self.scan_account, acct)] = acct
                 if not pending:
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=self._time_left(), return_when=FIRST_COMPLETED)
                 for fut in done:
                     pending.pop(fut)
                     recording = True
@@ -362,8 +438,8 @@ class Scanner:
         except KeyboardInterrupt:
             interrupted = True
             self.stop.set()
-            log.warning("interrupted: giving the accounts in flight %.0f s, then writing what was scanned",
-                        self.grace)
+            log.warning("%s: giving the accounts in flight %.0f s, then writing what was scanned",
+                        "deadline reached (--timeout)" if self.timed_out else "interrupted", self.grace)
         finally:
             for signum, handler in previous.items():  # a second Ctrl-C while the accounts in flight wind down
                 signal.signal(signum, handler if handler is not None else signal.default_int_handler)
@@ -372,6 +448,7 @@ class Scanner:
             if interrupted and pending:
                 wait(pending, timeout=self.grace)
         if interrupted:
+            not_started = f"not scanned: {self.stop_reason()} before this account"
             for fut, acct in pending.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     doc = fut.result()
@@ -379,7 +456,7 @@ class Scanner:
                                                                   for r in doc["regions"]):
                         on_done(doc)
                         continue
-                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
+                on_done(skipped_doc(acct, not_started, status="interrupted"))
             for acct in it:
-                on_done(skipped_doc(acct, NOT_STARTED, status="interrupted"))
+                on_done(skipped_doc(acct, not_started, status="interrupted"))
         return not interrupted

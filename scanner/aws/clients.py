@@ -7,8 +7,9 @@ import ipaddress
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,7 +19,6 @@ import botocore.credentials
 import botocore.session
 
 from audit_bedrock.aws import tuning
-from audit_bedrock.aws.errors import THROTTLING_CODES
 from audit_bedrock.aws.redact import register_secret
 from audit_bedrock.errors import UsageError
 
@@ -65,28 +65,30 @@ class CallLog:
 
 
 class ThreadCredentials(botocore.credentials.Credentials):  # type: ignore[misc]
-    """Credentials that sign as whichever account this worker thread is scanning right now.
+    """Credentials that sign as whichever account the calling thread is bound to (Sessions.bind).
 
-    Each worker thread keeps one client per (service, region) and reuses it from account to account, so
-    clients, their models and their kept-alive connections are built once per worker instead of once per
-    account and region. Signing asks for the frozen keys at every request, so switching `current` is enough.
+    Every client is shared by every thread (botocore clients are thread-safe for calls), so one client per
+    (service, region) serves the whole scan; signing happens in the calling thread and asks for the frozen
+    keys at every request, so the thread's binding decides the account. A thread bound to nothing cannot sign.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, local: threading.local) -> None:
         super().__init__("", "")
-        self.current: botocore.credentials.Credentials | None = None
+        self._local = local
 
     def _target(self) -> botocore.credentials.Credentials:
-        if self.current is None:
-            raise RuntimeError("no account selected on this worker thread")
-        return self.current
+        binding: _Binding | None = getattr(self._local, "binding", None)
+        if binding is None:
+            raise RuntimeError("no account selected on this thread")
+        return binding.credentials
 
     def get_frozen_credentials(self) -> botocore.credentials.ReadOnlyCredentials:
         return self._target().get_frozen_credentials()
 
     @property  # type: ignore[misc]
     def account_id(self) -> str | None:
-        return getattr(self.current, "account_id", None)
+        binding: _Binding | None = getattr(self._local, "binding", None)
+        return getattr(binding.credentials, "account_id", None) if binding is not None else None
 
     @account_id.setter
     def account_id(self, _: str | None) -> None:  # Credentials.__init__ assigns it
@@ -103,15 +105,88 @@ class _Provider:
         return self.creds
 
 
+@dataclass(frozen=True)
+class _Binding:
+    """The account a thread's calls sign as, and its credentials."""
+
+    credentials: botocore.credentials.Credentials
+    account: str
+
+
+class KeyedRetries:
+    """botocore's standard and adaptive retry state, one per account, for a client every account shares.
+
+    botocore keeps the retry quota (standard) and the client-side rate limiter (adaptive) per client. With one
+    client per (service, region) for the whole scan, a throttled account would drain the quota and slow the
+    sending rate of every account in that region. So the client itself is built without retries
+    (total_max_attempts 1) and this dispatcher forwards its retry events to botocore's own handlers, built per
+    key (the calling thread's account) on a small stand-in client: throttling stays with the account and
+    region that was throttled, as AWS throttles. A state lives while its account is scanned (`forget` drops it
+    when the account is done: each is ~8 KB, and 5,000 accounts x 17 regions x 4 services of them were most of
+    the scanner's memory), and at most `keep` are kept per client in any case.
+    """
+
+    EVENTS = ("request-created", "before-send", "needs-retry", "after-call")
+
+    def __init__(self, client: Any, key: Callable[[], str], max_attempts: int, keep: int = 64) -> None:
+        from types import SimpleNamespace
+
+        from botocore.hooks import HierarchicalEmitter
+
+        self._meta = client.meta
+        self._emitter_type = HierarchicalEmitter
+        self._namespace = SimpleNamespace
+        self._key = key
+        self._max_attempts = max_attempts
+        self._keep = keep
+        self._states: OrderedDict[str, tuple[Any, Any]] = OrderedDict()  # key -> (emitter, rate limiter)
+        self._lock = threading.Lock()
+        hyphenized = client.meta.service_model.service_id.hyphenize()
+        # the client's own (single-attempt) standard handlers would mark every answer MaxAttemptsReached
+        client.meta.events.unregister(f"needs-retry.{hyphenized}", unique_id=f"retry-config-{hyphenized}")
+        client.meta.events.unregister(f"request-created.{hyphenized}", unique_id=f"seed-max-attempts-{hyphenized}")
+        for event in self.EVENTS:
+            client.meta.events.register(f"{event}.{hyphenized}", self._forward,
+                                        unique_id=f"audit-bedrock-keyed-{event}-{hyphenized}")
+
+    def state(self, key: str) -> tuple[Any, Any]:
+        """(emitter holding botocore's retry handlers, adaptive rate limiter) of `key`, made on first use."""
+        from botocore.retries import adaptive, standard
+
+        with self._lock:
+            found = self._states.get(key)
+            if found is not None:
+                self._states.move_to_end(key)
+                return found
+            events = self._emitter_type()
+            stub = self._namespace(meta=self._namespace(events=events, service_model=self._meta.service_model,
+                                                        config=self._meta.config))
+            standard.register_retry_handler(stub, max_attempts=self._max_attempts)
+            found = self._states[key] = (events, adaptive.register_retry_handler(stub))
+            while len(self._states) > self._keep:
+                self._states.popitem(last=False)
+            return found
+
+    def forget(self, key: str) -> None:
+        """Drop the state of `key` (its account is done)."""
+        with self._lock:
+            self._states.pop(key, None)
+
+    def _forward(self, event_name: str, **kwargs: Any) -> Any:
+        from botocore.hooks import first_non_none_response
+
+        events, _ = self.state(self._key())
+        return first_non_none_response(events.emit(event_name, **kwargs))
+
+
 @dataclass
-class _Worker:
-    """One thread's botocore session, its switchable credentials, and its clients."""
+class _Clients:
+    """The scan's clients, one per (service, region), shared by every thread, and the session that builds them."""
 
     session: botocore.session.Session
-    creds: ThreadCredentials
     generation: int
-    account: str = ""
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    retries: dict[tuple[str, str], KeyedRetries] = field(default_factory=dict)
 
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -155,10 +230,12 @@ class Sessions:
     """Builds clients for the caller and for member accounts reached through AssumeRole.
 
     Cost model (see docs/performance.md): a botocore session loads service models (the EC2 one alone is
-    ~30 MB and ~0.1 s), so every worker session shares one data loader; a client costs milliseconds and owns a
-    connection pool, so each worker thread builds one client per (service, region) and re-points it at the
-    account it is scanning. Adaptive retries are per client, so a throttled account slows only the worker
-    scanning it; a worker drops a client that saw throttling before it moves to its next account.
+    ~30 MB and ~0.1 s) and a client costs milliseconds and owns a connection pool, so the scan builds one client
+    per (service, region), shared by every thread (botocore clients are thread-safe for calls): memory no longer
+    grows with workers x regions. Each thread binds the account its calls sign as (`bind`, or `client`, which
+    binds the calling thread); ThreadCredentials reads that binding when a request is signed. Retry state
+    (standard quota, adaptive rate limiter) is per account and client (KeyedRetries), so a throttled account
+    slows only its own calls in that region.
 
     `declared_actions` (the collectors' IAM actions) trims the models of tuning.TRIMMED_SERVICES to those
     operations. `tuned=False`, or AUDIT_BEDROCK_PLAIN_CLIENTS=1 when `tuned` is not given, builds plain botocore
@@ -172,7 +249,6 @@ class Sessions:
         self._endpoint_url = endpoint_url
         self._local = threading.local()
         self._max_pool = max_pool
-        self._config = CLIENT_CONFIG.merge(botocore.config.Config(max_pool_connections=max_pool))
         self._declared = tuple(declared_actions)
         self.tuned = tuning.enabled(tuned)
         if not self.tuned:
@@ -189,14 +265,19 @@ class Sessions:
         self.calls = CallLog()
         self._hooks: list[Callable[..., Any]] = []
         self._generation = 0
-        self._first_build = threading.Lock()
-        self._built: set[str] = set()
+        self._shared: _Clients | None = None
+        self._build_lock = threading.RLock()  # botocore sessions are not thread-safe: clients are built one at a time
         self._caller_sts: Any = None
         self._sts_lock = threading.Lock()
 
     def _tune(self) -> None:
         if self.tuned:
             tuning.install(self._loader, self._declared)
+
+    def reserve(self, concurrency: int) -> None:
+        """Size the connection pools of clients built from now on for `concurrency` threads calling at once
+        (every thread shares them; urllib3 drops connections beyond a pool's size)."""
+        self._max_pool = max(self._max_pool, concurrency)
 
     def add_hook(self, hook: Callable[..., Any]) -> None:
         """Register an extra before-call hook on every client made from now on (tests use it)."""
@@ -208,90 +289,102 @@ class Sessions:
         s = botocore.session.Session(profile=self._profile)
         return s
 
-    def _worker(self) -> _Worker:
-        w: _Worker | None = getattr(self._local, "worker", None)
-        if w is None or w.generation != self._generation:
-            s = self._new_session()
-            s.register_component("data_loader", self._loader)
-            creds = ThreadCredentials()
-            s.register_component("credential_provider", _Provider(creds))
-            w = _Worker(s, creds, self._generation)
-            self._local.worker = w
-        return w
+    def _clients(self) -> _Clients:
+        with self._build_lock:
+            shared = self._shared
+            if shared is None or shared.generation != self._generation:
+                s = self._new_session()
+                s.register_component("data_loader", self._loader)
+                s.register_component("credential_provider", _Provider(ThreadCredentials(self._local)))
+                shared = self._shared = _Clients(s, self._generation)
+            return shared
 
     def caller_credentials(self) -> botocore.credentials.Credentials:
         return self._caller_credentials  # type: ignore[no-any-return]
 
+    def bound_account(self) -> str:
+        """The account this thread's calls sign as ("" when none)."""
+        binding: _Binding | None = getattr(self._local, "binding", None)
+        return binding.account if binding is not None else ""
+
+    @contextmanager
+    def bind(self, credentials: botocore.credentials.Credentials, account: str) -> Iterator[None]:
+        """Inside the block this thread's calls sign with `credentials` as `account`; the previous binding after."""
+        previous = getattr(self._local, "binding", None)
+        self._local.binding = _Binding(credentials, account)
+        try:
+            yield
+        finally:
+            self._local.binding = previous
+
     def client(self, service: str, region: str, credentials: botocore.credentials.Credentials,
                account: str) -> Any:
-        """This worker's client for (service, region), now signing with `credentials` as `account`.
-
-        The thread's clients all follow the last call: a client obtained for one account must not be used
-        after the same thread asked for another account's client (the scanner scans one account per thread
-        at a time).
-        """
-        w = self._worker()
-        w.creds.current = credentials
-        w.account = account
+        """The client for (service, region), shared by every thread; this thread's calls now sign with
+        `credentials` as `account` (until it binds another account)."""
+        self._local.binding = _Binding(credentials, account)
         key = (service, region)
-        c = w.clients.get(key)
+        shared = self._clients()
+        c = shared.clients.get(key)
         if c is None:
-            c = w.clients[key] = self._build(w, service, region)
+            with self._build_lock:
+                shared = self._clients()
+                c = shared.clients.get(key)
+                if c is None:
+                    c = shared.clients[key] = self._build(shared, service, region)
         return c
+
+    def retries(self, service: str, region: str) -> KeyedRetries | None:
+        """The per-account retry states of the (service, region) client, once it exists."""
+        shared = self._shared
+        return shared.retries.get((service, region)) if shared is not None else None
 
     def _create(self, session: botocore.session.Session, service: str, region: str, **kwargs: Any) -> Any:
         with tuning.building() if self.tuned else nullcontext():
             return session.create_client(service, region_name=region, **kwargs)
 
-    def _build(self, w: _Worker, service: str, region: str) -> Any:
-        def create() -> Any:
-            return self._create(w.session, service, region, endpoint_url=self._endpoint_url, config=self._config)
-
-        if service in self._built:
-            c = create()
-        else:  # the first client of a service loads its model once, not once per racing thread
-            with self._first_build:
-                c = create()
-                self._built.add(service)
+    def _build(self, shared: _Clients, service: str, region: str) -> Any:
+        config = CLIENT_CONFIG.merge(botocore.config.Config(
+            max_pool_connections=self._max_pool, retries={"mode": "standard", "total_max_attempts": 1}))
+        c = self._create(shared.session, service, region, endpoint_url=self._endpoint_url, config=config)
+        shared.retries[(service, region)] = KeyedRetries(c, self.bound_account, MAX_ATTEMPTS,
+                                                         keep=max(64, 4 * self._max_pool))
 
         def count(model: Any, params: Any, **_: Any) -> None:
-            self.calls.record(w.account, region, service, model.name, params)
+            self.calls.record(self.bound_account(), region, service, model.name, params)
 
         c.meta.events.register("before-call", count)
-        c.meta.events.register("needs-retry", self._throttle_watch(w, service, region))
         if service == "s3control":
             keep_account_label_off_loopback(c)
         for hook in self._hooks:
             c.meta.events.register("before-call", hook)
         return c
 
-    def _throttle_watch(self, w: _Worker, service: str, region: str) -> Callable[..., None]:
-        def watch(response: Any = None, **_: Any) -> None:
-            if response is None:
-                return
-            http, parsed = response
-            code = (parsed or {}).get("Error", {}).get("Code", "")
-            if getattr(http, "status_code", 0) == 429 or code in THROTTLING_CODES:
-                w.clients.pop((service, region), None)  # the next account starts with a fresh rate limiter
-        return watch
-
     def close(self) -> None:
-        """Drop this thread's clients, the caller's STS client and the shared models, classes and SSL context
-        (rebuilt if a client is asked for again). Worker threads' clients go with their threads."""
-        self._local.__dict__.pop("worker", None)
+        """Drop the clients, the caller's STS client and the shared models, classes and SSL context (rebuilt if a
+        client is asked for again)."""
+        with self._build_lock:
+            self._shared = None
+        self._local.__dict__.pop("binding", None)
         with self._sts_lock:
             self._caller_sts = None
         if self.tuned:
             tuning.release()
-        self._built.clear()
         self._loader = self._new_session().get_component("data_loader")  # the old one holds parsed models
         self._tune()
 
+    def end_account(self, account: str) -> None:
+        """The scan of `account` is over: forget its retry states (a later call for it starts afresh)."""
+        shared = self._shared
+        if shared is None:
+            return
+        with self._build_lock:
+            retries = list(shared.retries.values())
+        for r in retries:
+            r.forget(account)
+
     def begin_account(self) -> None:
-        """Called by a worker before it starts an account: forget which account its clients sign for."""
-        w = self._worker()
-        w.creds.current = None
-        w.account = ""
+        """Called by a worker before it starts an account: this thread signs for no account until it binds one."""
+        self._local.__dict__.pop("binding", None)
 
     def _sts(self) -> Any:
         """The caller's STS client, shared by every worker: AssumeRole is throttled per caller account."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,7 +26,11 @@ def no_peer(account_id: str) -> Iterator[Any]:
 
 @dataclass
 class AccountContext:
-    """One account being scanned: how to build its clients, and a cache of them."""
+    """One account being scanned: how to build its clients, and a cache of them.
+
+    The account's regions are scanned concurrently and share this context: reads shared across regions go
+    through `once`, which makes each of them once per account however many regions ask at the same time.
+    """
 
     account_id: str
     account_name: str
@@ -40,12 +45,27 @@ class AccountContext:
     # reads AWS refuses across accounts (kms:GetKeyPolicy). `other` is that account's AccountContext, a gap
     # (it could not be entered) or None (not an account of the organization). Only inside the block.
     peer: Callable[[str], contextlib.AbstractContextManager[Any]] = no_peer
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _locks: dict[Any, threading.Lock] = field(default_factory=dict, repr=False, compare=False)
 
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = self.make_client(service, region)
-        return self._clients[key]
+        found = self._clients.get(key)
+        if found is None:
+            found = self._clients.setdefault(key, self.make_client(service, region))
+        return found
+
+    def once(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """cache[key], computed by `compute()` the first time: a second thread asking for the same key waits for
+        the first one's answer instead of repeating its requests. Distinct keys do not wait for each other."""
+        if key in self.cache:
+            return self.cache[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self.cache:
+                self.cache[key] = compute()
+            return self.cache[key]
 
 
 @dataclass

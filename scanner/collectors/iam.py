@@ -33,9 +33,10 @@ def read_managed_policy(actx: AccountContext, arn: str) -> dict[str, Any]:
 
     A policy that no longer exists (NoSuchEntity) grants nothing: its document is None and `missing` true.
     """
-    key = ("iam-policy", arn)
-    if key in actx.cache:
-        return copy.deepcopy(actx.cache[key])
+    return copy.deepcopy(actx.once(("iam-policy", arn), lambda: _read_managed_policy(actx, arn)))
+
+
+def _read_managed_policy(actx: AccountContext, arn: str) -> dict[str, Any]:
     iam = actx.client("iam", actx.home_region)
     where = f"{actx.account_id}/iam"
     out: dict[str, Any] = {"arn": arn}
@@ -55,8 +56,7 @@ def read_managed_policy(actx: AccountContext, arn: str) -> dict[str, Any]:
             out.update(document=None, missing=True)
         else:
             out["document"] = ((ver.data or {}).get("PolicyVersion") or {}).get("Document")
-    actx.cache[key] = out
-    return copy.deepcopy(out)
+    return out
 
 
 def read_permissions(actx: AccountContext, name: str) -> dict[str, Any]:

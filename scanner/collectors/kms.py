@@ -78,13 +78,13 @@ def aws_managed_s3_fact(key: KeyRef) -> dict[str, Any]:
 
 def list_aliases(actx: AccountContext, region: str) -> dict[str, str | None] | dict[str, Any]:
     """AliasName -> TargetKeyId of the account and region (once per account and region), or a gap."""
-    cache_key = ("kms-aliases", region)
-    if cache_key not in actx.cache:
+    def read() -> dict[str, Any]:
         items, failed = attempt_pages(actx.client("kms", region), "list_aliases", "kms:ListAliases",
                                       f"{actx.account_id}/{region}", "Aliases")
-        actx.cache[cache_key] = failed if failed is not None else {
+        return failed if failed is not None else {
             a["AliasName"]: a.get("TargetKeyId") for a in items or [] if a.get("AliasName")}
-    result: dict[str, Any] = actx.cache[cache_key]
+
+    result: dict[str, Any] = actx.once(("kms-aliases", region), read)
     return result
 
 
@@ -96,16 +96,15 @@ def read_key(actx: AccountContext, region: str, ref: str) -> dict[str, Any]:
     account through its audit role; outside the organization its policy is a gap that says so.
     """
     key = KeyRef.parse(ref, actx.account_id, region)
-    cache_key = ("kms", key.region, ref)
-    if cache_key not in actx.cache:
+
+    def read() -> dict[str, Any]:
         if key.aws_managed_s3:
-            fact = aws_managed_s3_fact(key)
-        elif key.account == actx.account_id:
-            fact = _read_here(actx, key)
-        else:
-            fact = _read_elsewhere(actx, key)
-        actx.cache[cache_key] = fact
-    return copy.deepcopy(actx.cache[cache_key])
+            return aws_managed_s3_fact(key)
+        if key.account == actx.account_id:
+            return _read_here(actx, key)
+        return _read_elsewhere(actx, key)
+
+    return copy.deepcopy(actx.once(("kms", key.region, ref), read))
 
 
 def _read_elsewhere(actx: AccountContext, key: KeyRef) -> dict[str, Any]:

@@ -20,9 +20,10 @@ def read_log_group(actx: AccountContext, region: str, name: str) -> dict[str, An
     DescribeLogGroups only offers a prefix filter, so every page is searched for the exact name;
     '/bedrock/invocations-old' never stands in for '/bedrock/invocations'. Paging stops once found.
     """
-    key = ("logs", region, name)
-    if key in actx.cache:
-        return dict(actx.cache[key])
+    return dict(actx.once(("logs", region, name), lambda: _read_log_group(actx, region, name)))
+
+
+def _read_log_group(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     fact: dict[str, Any] = {"name": name, "arn": log_group_arn(region, actx.account_id, name), "region": region}
     client = actx.client("logs", region)
     where = f"{actx.account_id}/{region}"
@@ -35,8 +36,7 @@ def read_log_group(actx: AccountContext, region: str, name: str) -> dict[str, An
                 break
     except Failure as f:
         fact.update(exists=f.fact, retention_days=f.fact, kms_key_id=f.fact, deletion_protection=f.fact)
-        actx.cache[key] = fact
-        return dict(fact)
+        return fact
     if found is None:
         fact.update(exists=False, retention_days=None, kms_key_id=None, deletion_protection=None)
     else:
@@ -45,8 +45,7 @@ def read_log_group(actx: AccountContext, region: str, name: str) -> dict[str, An
                     # LogGroup.deletionProtectionEnabled (botocore >= 1.41.3): absent means off, as AWS omits
                     # false booleans; no extra call (BIL-025).
                     deletion_protection=found.get("deletionProtectionEnabled") is True)
-    actx.cache[key] = fact
-    return dict(fact)
+    return fact
 
 
 class LogGroupCollector:

@@ -18,9 +18,10 @@ NO_LOCK = "ObjectLockConfigurationNotFoundError"
 
 def read_protection(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     """{name, versioning: Enabled|Suspended|None, mfa_delete, object_lock: {enabled, mode, days, years}|None}."""
-    key = ("s3-protection", name)
-    if key in actx.cache:
-        return copy.deepcopy(actx.cache[key])
+    return copy.deepcopy(actx.once(("s3-protection", name), lambda: _read_protection(actx, region, name)))
+
+
+def _read_protection(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     client = actx.client("s3", region)
     where = f"{actx.account_id}/{region}/{name}"
     fact: dict[str, Any] = {"name": name}
@@ -42,8 +43,7 @@ def read_protection(actx: AccountContext, region: str, name: str) -> dict[str, A
         # moto answers both Days and Years after a Days rule; AWS sends one of them. Zero means absent.
         fact["object_lock"] = {"enabled": conf.get("ObjectLockEnabled") == "Enabled", "mode": retention.get("Mode"),
                                "days": retention.get("Days") or None, "years": retention.get("Years") or None}
-    actx.cache[key] = fact
-    return copy.deepcopy(fact)
+    return fact
 
 
 class BucketProtectionCollector:

@@ -94,27 +94,26 @@ def owned_buckets(actx: AccountContext) -> dict[str, str | None] | dict[str, Any
     ListBuckets returns exactly the buckets the caller's account owns; with a page size it also returns each
     bucket's region (BucketRegion), which moto omits.
     """
-    key = ("s3", "ListBuckets")
-    if key not in actx.cache:
+    def read() -> dict[str, Any]:
         client = actx.client("s3", actx.home_region)
         items, missing = attempt_pages(client, "list_buckets", "s3:ListAllMyBuckets", actx.account_id, "Buckets",
                                        PaginationConfig={"PageSize": LIST_PAGE_SIZE})
-        actx.cache[key] = missing if missing is not None else {
+        return missing if missing is not None else {
             str(b["Name"]): b.get("BucketRegion") for b in items or [] if b.get("Name")}
-    found: dict[str, Any] = actx.cache[key]
+
+    found: dict[str, Any] = actx.once(("s3", "ListBuckets"), read)
     return found
 
 
 def account_public_access_block(actx: AccountContext) -> dict[str, Any] | None:
     """The account's S3 Block Public Access (s3control, once per account); None when none is set, or a gap."""
-    key = ("s3control", "GetPublicAccessBlock")
-    if key not in actx.cache:
+    def read() -> dict[str, Any] | None:
         client = actx.client("s3control", actx.home_region)
         reply = attempt(client, "get_public_access_block", "s3:GetAccountPublicAccessBlock", actx.account_id,
                         absent=(NO_ACCOUNT_PAB,), AccountId=actx.account_id)
-        actx.cache[key] = reply.gap if reply.gap is not None else (
-            None if reply.absent else block_settings(reply.data or {}))
-    value: dict[str, Any] | None = actx.cache[key]
+        return reply.gap if reply.gap is not None else (None if reply.absent else block_settings(reply.data or {}))
+
+    value: dict[str, Any] | None = actx.once(("s3control", "GetPublicAccessBlock"), read)
     return value
 
 
@@ -160,16 +159,16 @@ def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     bucket can never answer for ours. The ACL is not read when Object Ownership is BucketOwnerEnforced:
     ACLs are then disabled and grant nothing.
     """
-    key = ("s3", name)
-    if key in actx.cache:
-        return copy.deepcopy(actx.cache[key])
+    return copy.deepcopy(actx.once(("s3", name), lambda: _read_bucket(actx, region, name)))
+
+
+def _read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
     client = actx.client("s3", region)
     where = f"{actx.account_id}/{region}/{name}"
     fact: dict[str, Any] = {"name": name, "arn": f"arn:aws:s3:::{name}"}
     owned = owned_buckets(actx)
     if not is_gap(owned) and name not in owned:
-        actx.cache[key] = _not_ours(actx, client, where, fact)
-        return copy.deepcopy(fact)
+        return _not_ours(actx, client, where, fact)
     listed = not is_gap(owned)  # and therefore it exists and is ours
     fact.update(owned=True if listed else owned, exists=True if listed else owned)
     listed_region = owned.get(name) if listed else None
@@ -180,8 +179,7 @@ def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
                       Bucket=name, ExpectedBucketOwner=actx.account_id)
         if loc.absent:
             fact.update(exists=False, region=None, owned=None)
-            actx.cache[key] = fact
-            return copy.deepcopy(fact)
+            return fact
         if loc.gap is not None:
             fact["region"] = loc.gap
             if not listed:
@@ -207,8 +205,7 @@ def read_bucket(actx: AccountContext, region: str, name: str) -> dict[str, Any]:
         fact[fkey] = _value(fkey, reply)
     if fact["exists"] is not False:
         fact["account_public_access_block"] = account_public_access_block(actx)
-    actx.cache[key] = fact
-    return copy.deepcopy(fact)
+    return fact
 
 
 class BucketCollector:

@@ -363,6 +363,14 @@ class Seen:
 
 # --- counting ---
 
+def _per_account(cells: Counter[tuple[str, str]], reduce: Callable[[list[int]], int]) -> dict[str, int]:
+    """{account: reduce(its per-region call counts)}."""
+    grouped: dict[str, list[int]] = {}
+    for (account, _), n in cells.items():
+        grouped.setdefault(account, []).append(n)
+    return {account: reduce(ns) for account, ns in sorted(grouped.items())}
+
+
 class Counts:
     """Thread-safe wire counters: by operation, account and account-region; repeats; concurrency."""
 
@@ -416,6 +424,9 @@ class Counts:
                 "by_account": dict(sorted(self.by_account.items())),
                 "account_regions": len(self.by_account_region),
                 "by_account_region_calls": sorted(self.by_account_region.values()),
+                # per account: its calls in all regions and in its busiest region (the bench's concurrent-region bound)
+                "regional_calls_by_account": _per_account(self.by_account_region, sum),
+                "longest_region_by_account": _per_account(self.by_account_region, max),
                 "repeated_requests": sum(n - 1 for n in repeats.values()),
                 "repeated_examples": dict(sorted(repeats.items(), key=lambda kv: -kv[1])[:20]),
                 "status": {str(k): v for k, v in sorted(self.status.items())},

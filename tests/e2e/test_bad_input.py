@@ -12,6 +12,7 @@ import pytest
 from audit_bedrock.cli import main
 from audit_bedrock.engine import default_rules_dir
 from audit_bedrock.facts import FACTS_VERSION
+from audit_bedrock.inputs import MAX_INPUT_BYTES
 from tests.conftest import run_cli
 
 # Any case that wrongly got as far as scanning would hit this closed port and fail differently.
@@ -51,8 +52,20 @@ def facts_text(accounts: object = None, scan: object = None, **top: object) -> s
     return json.dumps(doc)
 
 
-def baseline_text(findings: object, version: object = 1) -> str:
-    return json.dumps({"schema_version": version, "findings": findings})
+def findings_doc(findings: object = (), **top: object) -> dict[str, object]:
+    """A findings.json as audit-bedrock writes it (one scanned account), its findings replaced."""
+    from audit_bedrock import __version__
+    from audit_bedrock.model import AccountOutcome, ScanMeta, ScanResult
+    from audit_bedrock.reports.json_report import to_document
+
+    meta = ScanMeta("2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", None, "111111111111", ("us-east-1",),
+                    (AccountOutcome("111111111111", "", "", "scanned"),), 1)
+    doc: dict[str, object] = to_document(ScanResult(meta, (), ()), __version__)
+    return {**doc, "findings": list(findings) if isinstance(findings, list | tuple) else findings, **top}
+
+
+def baseline_text(findings: object, version: object = 1, **top: object) -> str:
+    return json.dumps({**findings_doc(findings, **top), "schema_version": version})
 
 
 CFG = ["--config", "{tmp}/config.yaml"]
@@ -63,6 +76,7 @@ RULES = ["--rules-dir", "{tmp}/rules"]
 FACTS = ["--from-facts", "{tmp}/facts.json"]
 BASE = ["--baseline", "{tmp}/baseline.json", "--from-facts", "{tmp}/ok-facts.json"]
 OK_FACTS = {"ok-facts.json": facts_text()}
+MERGE = ["--merge", "{tmp}/merge.json"]
 CFG_PATH = "{tmp}/config.yaml"
 
 CASES = [
@@ -230,7 +244,7 @@ CASES = [
     pytest.param(Case({"facts.json": facts_text(version=True)}, FACTS,
                       ["{tmp}/facts.json", "unsupported facts version True"]), id="facts-version-a-bool"),
     pytest.param(Case({"facts.json": facts_text(accounts={"a": 1})}, FACTS,
-                      ["{tmp}/facts.json", "'accounts' a list"]), id="facts-accounts-not-list"),
+                      ["{tmp}/facts.json", "accounts: {'a': 1} is not of type 'array'"]), id="facts-accounts-not-list"),
     pytest.param(Case({"facts.json": facts_text(accounts=[{"regions": []}])}, FACTS,
                       ["{tmp}/facts.json", "accounts[0]"]), id="facts-account-without-id"),
     pytest.param(Case({"facts.json": facts_text(accounts=[{"account_id": "111111111111", "status": "scanned",
@@ -248,7 +262,7 @@ CASES = [
     pytest.param(Case({"facts.json": facts_text(scan={"api_calls": "lots", "caller_account": "111111111111"})},
                       FACTS, ["{tmp}/facts.json", "scan.api_calls"]), id="facts-bad-api-calls"),
     pytest.param(Case({"facts.json": facts_text(scan={"regions": ["us-east-1"]})}, FACTS,
-                      ["{tmp}/facts.json", "scan.caller_account"]), id="facts-no-caller"),
+                      ["{tmp}/facts.json", "scan.caller_account: missing"]), id="facts-no-caller"),
     pytest.param(Case({"facts.json": b'{"format": "\xff"}'}, FACTS, ["{tmp}/facts.json", "not UTF-8"]),
                  id="facts-not-utf8"),
     pytest.param(Case({"facts.json/.keep": ""}, FACTS, ["{tmp}/facts.json", "cannot read facts file"]),
@@ -269,7 +283,8 @@ CASES = [
     pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "status": "maybe"}]), **OK_FACTS}, BASE,
                       ["{tmp}/baseline.json", "status"]), id="baseline-bad-status"),
     pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "properties": "oops"}]), **OK_FACTS}, BASE,
-                      ["{tmp}/baseline.json", "malformed"]), id="baseline-bad-properties"),
+                      ["{tmp}/baseline.json", "findings[0].properties: 'oops' is not of type 'object'"]),
+                 id="baseline-bad-properties"),
     pytest.param(Case({"baseline.json": b'{"schema_version": 1, "findings": ["\xfe"]}', **OK_FACTS}, BASE,
                       ["{tmp}/baseline.json", "not UTF-8"]), id="baseline-not-utf8"),
     pytest.param(Case(OK_FACTS, BASE, ["{tmp}/baseline.json", "cannot read baseline"]), id="baseline-missing"),
@@ -278,18 +293,71 @@ CASES = [
                       ["{tmp}/baseline.json", "findings[0]", "message", "lone surrogate"]),
                  id="baseline-lone-surrogate"),
     pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "id": "x"}]), **OK_FACTS}, BASE,
-                      ["{tmp}/baseline.json", "findings[0]", "32 hex digits"]), id="baseline-bad-id"),
+                      ["{tmp}/baseline.json", "findings[0].id: 'x' does not match"]), id="baseline-bad-id"),
     pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "region": "Mars"}]), **OK_FACTS}, BASE,
                       ["{tmp}/baseline.json", "findings[0]", "region"]), id="baseline-bad-region"),
     pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "account_name": 7}]), **OK_FACTS}, BASE,
                       ["{tmp}/baseline.json", "findings[0]", "account_name"]), id="baseline-name-not-string"),
-    pytest.param(Case({"baseline.json": json.dumps({"schema_version": 1, "findings": [], "not_rechecked": {}}),
-                       **OK_FACTS}, BASE, ["{tmp}/baseline.json", "not_rechecked must be a list"]),
+    pytest.param(Case({"baseline.json": baseline_text([], not_rechecked={}), **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "not_rechecked: {} is not of type 'array'"]),
                  id="baseline-not-rechecked-not-list"),
     pytest.param(Case({"facts.json": facts_text(accounts=[{"account_id": "111111111111", "status": "scanned",
                                                            "account_name": "\udc80", "regions": []}])}, FACTS,
                       ["{tmp}/facts.json", "accounts[0].account_name", "lone surrogate"]),
                  id="facts-lone-surrogate"),
+    # issue 12: every input file is checked against its schema before use: the first problem's JSON path
+    pytest.param(Case({"baseline.json": json.dumps({"schema_version": 1, "findings": []}), **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "corrupt baseline file", ": missing (a required key)",
+                       "reports/findings.schema.json"]), id="schema-baseline-missing-keys"),
+    pytest.param(Case({"baseline.json": baseline_text([GOOD_FINDING, {**GOOD_FINDING, "message": 3}]), **OK_FACTS},
+                      BASE, ["{tmp}/baseline.json", "findings[1].message: 3 is not of type 'string'"]),
+                 id="schema-baseline-wrong-type"),
+    pytest.param(Case({"baseline.json": baseline_text([{k: v for k, v in GOOD_FINDING.items() if k != "title"}]),
+                       **OK_FACTS}, BASE, ["{tmp}/baseline.json", "findings[0].title: missing"]),
+                 id="schema-baseline-missing-key"),
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "account_id": "1234"}]), **OK_FACTS},
+                      BASE, ["{tmp}/baseline.json", "findings[0].account_id: '1234' does not match"]),
+                 id="schema-baseline-bad-account-id"),
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "rule_id": "bil-1"}]), **OK_FACTS},
+                      BASE, ["{tmp}/baseline.json", "findings[0].rule_id: 'bil-1' does not match"]),
+                 id="schema-baseline-bad-rule-id"),
+    pytest.param(Case({"baseline.json": baseline_text([{**GOOD_FINDING, "message": ""}]), **OK_FACTS},
+                      BASE, ["{tmp}/baseline.json", "findings[0].message: '' should be non-empty"]),
+                 id="schema-baseline-empty-message"),
+    pytest.param(Case({"baseline.json": baseline_text([], scan={"caller_account": "x"}), **OK_FACTS},
+                      BASE, ["{tmp}/baseline.json", "scan.started_at: missing"]), id="schema-baseline-bad-scan"),
+    pytest.param(Case({"baseline.json": "[" * 100_000 + "]" * 100_000, **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "nested too deeply"]), id="baseline-deeply-nested"),
+    pytest.param(Case({"baseline.json": "HUGE", **OK_FACTS}, BASE,
+                      ["{tmp}/baseline.json", "larger than 1024 MiB"]), id="baseline-huge"),
+    pytest.param(Case({"facts.json": "HUGE"}, FACTS, ["{tmp}/facts.json", "larger than 1024 MiB"]), id="facts-huge"),
+    pytest.param(Case({"merge.json": "HUGE"}, MERGE, ["{tmp}/merge.json", "larger than 1024 MiB"]), id="merge-huge"),
+    pytest.param(Case({"facts.json": facts_text(accounts=[{"account_id": "111111111111", "status": "scanned",
+                                                           "regions": [{"account_id": "111111111111",
+                                                                        "region": "Mars", "status": "scanned"}]}])},
+                      FACTS, ["{tmp}/facts.json", "accounts[0].regions[0].region: 'Mars' does not match"]),
+                 id="schema-facts-bad-region-name"),
+    pytest.param(Case({"facts.json": facts_text(scan={"caller_account": "111111111111", "regions": ["x"]})},
+                      FACTS, ["{tmp}/facts.json", "scan.regions[0]: 'x' does not match"]),
+                 id="schema-facts-bad-scan-region"),
+    pytest.param(Case({"facts.json": facts_text(accounts=[{"account_id": "111111111111", "status": "scanned",
+                                                           "regions": [], "iam": {"roles": "many"}}])},
+                      FACTS, ["{tmp}/facts.json", "accounts[0].iam"]), id="schema-facts-wrong-fact-type"),
+    pytest.param(Case({"facts.json": facts_text(accounts=[{"account_id": "111111111111", "status": "scanned",
+                                                           "regions": [], "surprise": 1}])},
+                      FACTS, ["{tmp}/facts.json", "accounts[0]", "'surprise' was unexpected"]),
+                 id="schema-facts-unknown-key"),
+    pytest.param(Case({"merge.json": baseline_text([{**GOOD_FINDING, "severity": "urgent"}])}, MERGE,
+                      ["{tmp}/merge.json", "not a valid findings.json",
+                       "findings[0].severity: 'urgent' is not one of"]),
+                 id="schema-merge-wrong-value"),
+    pytest.param(Case({"merge.json": baseline_text([], coverage=[{"account_id": "111111111111"}])}, MERGE,
+                      ["{tmp}/merge.json", "coverage[0].region: missing"]), id="schema-merge-missing-key"),
+    pytest.param(Case({"merge.json": baseline_text([], scan={**findings_doc()["scan"],  # type: ignore[dict-item]
+                                                          "shard": {"index": 3, "count": 2}})}, MERGE,
+                      ["{tmp}/merge.json", "scan.shard: index 3 is beyond count 2"]), id="merge-shard-beyond-count"),
+    pytest.param(Case({"merge.json": baseline_text([{**GOOD_FINDING, "title": "\udc80"}])}, MERGE,
+                      ["{tmp}/merge.json", "findings[0].title", "lone surrogate"]), id="merge-lone-surrogate"),
     # --- flags ---
     pytest.param(Case(OK_FACTS, ["--from-facts", "{tmp}/ok-facts.json", "--format", "json,xml"],
                       ["--format", "unknown format 'xml'"]), id="flag-unknown-format"),
@@ -303,6 +371,9 @@ CASES = [
     pytest.param(Case({}, ["--exclude-accounts", "12345678901x"], ["--exclude-accounts", "12-digit"]),
                  id="flag-bad-excluded-account"),
     pytest.param(Case({}, ["--max-workers", "0"], ["--max-workers"]), id="flag-bad-max-workers"),
+    pytest.param(Case({}, ["--timeout", "0"], ["--timeout must be a positive number of seconds"]),
+                 id="flag-timeout-zero"),
+    pytest.param(Case({}, ["--timeout", "nan"], ["--timeout must be a positive"]), id="flag-timeout-nan"),
     pytest.param(Case({}, ["--fail-on", "severe"], ["--fail-on", "is not one of"]), id="flag-bad-fail-on"),
     pytest.param(Case(OK_FACTS, ["--from-facts", "{tmp}/ok-facts.json", "--save-facts", "{tmp}/saved.json"],
                       ["--save-facts and --from-facts"]), id="flag-save-and-from-facts"),
@@ -313,7 +384,10 @@ def materialize(case: Case, tmp: Path) -> list[str]:
     for name, content in case.files.items():
         path = tmp / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if content == "HUGE":  # a sparse file one byte over the limit: refused by its size, never read
+            with path.open("wb") as fh:
+                fh.truncate(MAX_INPUT_BYTES + 1)
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content)
@@ -379,3 +453,31 @@ def test_existing_reports_untouched_by_bad_input(tmp_path: Path, monkeypatch: py
     assert rc == 2 and "regoins" in capsys.readouterr().err
     assert {p.name: p.read_text() for p in out.iterdir()} == old
 
+
+
+# Accepted inputs, however odd their values, never give a report that fails the findings schema: the schema check
+# sits where foreign data enters (inputs), so what passed it is what the reports are built from.
+ODD = "\x1b]0;pwned\x07 \u202e<b>[x](https://evil.example)</b>\n\U0001f600"
+ODD_FINDING = {**GOOD_FINDING, "title": ODD, "message": ODD, "account_name": ODD, "resource": ODD, "remediation": "",
+               "region": None, "properties": {"nested": [{"deep": [None, 1.5, True, ODD]}], ODD: ODD}}
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["--baseline", "{tmp}/odd.json", "--from-facts", "{tmp}/ok-facts.json"], id="baseline"),
+    pytest.param(["--merge", "{tmp}/odd.json"], id="merge"),
+    pytest.param(["--merge", "{tmp}/odd.json", "--baseline", "{tmp}/odd.json"], id="merge-and-baseline"),
+])
+def test_accepted_odd_inputs_give_schema_valid_reports(args: list[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import validate_findings
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", DEAD_ENDPOINT)
+    doc = findings_doc([ODD_FINDING, {**ODD_FINDING, "id": "1" * 32, "status": "suppressed"}],
+                       not_rechecked=[{**ODD_FINDING, "id": "2" * 32}])
+    doc["scan"]["accounts"][0]["name"] = ODD  # type: ignore[index]
+    materialize(Case({"odd.json": json.dumps(doc), **OK_FACTS}, [], []), tmp_path)
+    out = tmp_path / "out"
+    rc = main([*(a.replace("{tmp}", str(tmp_path)) for a in args), "--output-dir", str(out), "-q", "-q",
+               "--format", "json,html,sarif,markdown"])
+    assert rc in (0, 1, 3)
+    validate_findings(json.loads((out / "findings.json").read_text()))

@@ -19,22 +19,33 @@ CALLER = {"aws_access_key_id": FAKE_ENV["AWS_ACCESS_KEY_ID"],
           "aws_secret_access_key": FAKE_ENV["AWS_SECRET_ACCESS_KEY"]}
 
 
+def run_calls(size: dict[str, Any]) -> int:
+    calls: int = size["runs"][0]["wire_calls"]
+    return calls
+
 
 @pytest.mark.slow
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
-    """bench/run.py end to end: moto subprocess, seeding, latency proxy (0 ms), one scan; the JSON is sane."""
+    """bench/run.py end to end: moto subprocess, seeding, latency proxy (0 ms), one scan with the 3 seeded
+    regions and one with the 17 enabled by default; the JSON is sane."""
     accounts = 5
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--accounts", str(accounts), "--latency-ms", "0",
-         "--repeat", "1", "--no-startup", "--results-dir", str(tmp_path), "--seed-workers", "2"],
+         "--repeat", "1", "--regions", "3", "17", "--no-startup", "--results-dir", str(tmp_path),
+         "--seed-workers", "2"],
         capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [result_file] = tmp_path.glob("*.json")
     result = json.loads(result_file.read_text())
     assert (tmp_path / result_file.name.replace(".json", ".md")).read_text().startswith("audit-bedrock benchmark")
     assert result["config"]["latency_ms"] == 0 and result["machine"]["cpus"] >= 1
-    [size] = result["sizes"]
+    size, wide = result["sizes"]
     assert size["accounts"] == accounts and size["regions"] == 3
+    assert wide["accounts"] == accounts and wide["regions"] == 17
+    [wide_run] = wide["runs"]
+    assert wide_run["account_regions_scanned"] == 17 * accounts and wide_run["repeated_requests"] == 0
+    assert wide_run["wire_calls"] == wide_run["scanner_api_calls"] > run_calls(size)
+    assert wide_run["longest_account_chain"] < wide_run["calls_per_account_max"]  # regions overlap in the bound
     assert sum(size["profiles"].values()) == accounts
     [run] = size["runs"]
     assert run["exit_code"] in (0, 3)

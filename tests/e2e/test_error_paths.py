@@ -81,8 +81,12 @@ def test_error_path_is_one_line_with_the_documented_code(case: Case, tmp_path: P
     assert len(errors) == 1, proc.stderr
     for text in case.expect:
         assert text in errors[0], proc.stderr
-    if case.setup == "blocked":
-        assert (tmp_path / "out" / "report.html").stat().st_size > 0  # what could be written was
+    if case.setup == "blocked":  # what could be written was, in the folder the error names; nothing was replaced
+        kept = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("unfinished-")]
+        assert len(kept) == 1 and str(kept[0]) in errors[0], proc.stderr
+        assert (kept[0] / "report.html").stat().st_size > 0 and (kept[0] / "findings.json").is_file()
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["findings.json", kept[0].name]
+        assert (tmp_path / "out" / "findings.json").is_dir()  # what was there is untouched
     elif case.code == EXIT_USAGE:
         assert not (tmp_path / "out").exists()  # refused before anything was written
 

@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 
 from audit_bedrock.reports.fixplan import COVERED
 from audit_bedrock.standin import estate as builders  # the stand-in toolkit's estate builders
+from audit_bedrock.standin.evidence import EvidenceAnswers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import load_json, run_cli
 from tests.unit.reports.test_fixplan import validate_plan, validate_step
 
@@ -59,8 +61,12 @@ def seed_faults(endpoint: str) -> dict[str, str]:
 
 
 def scan(endpoint: str, out: Path, *extra: str) -> dict[str, Any]:
-    proc = run_cli(["--org", "--role-name", MEMBER_ROLE, "--regions", REGIONS, "--output-dir", str(out),
-                    "--format", "json,fix", *extra], endpoint, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo")
+    """Scan through the stand-in proxy, which answers what moto lacks (CloudTrail LookupEvents: moto's HTTP 500
+    would be retried with backoff in every account and region) with an empty event history."""
+    with Proxy(endpoint, answers=EvidenceAnswers()) as proxy:
+        proc = run_cli(["--org", "--role-name", MEMBER_ROLE, "--regions", REGIONS, "--output-dir", str(out),
+                        "--format", "json,fix", *extra], proxy.url, AWS_ACCESS_KEY_ID="demo",
+                       AWS_SECRET_ACCESS_KEY="demo")
     assert proc.returncode in (1, 3), proc.stderr
     doc: dict[str, Any] = load_json(out / "findings.json")
     return doc

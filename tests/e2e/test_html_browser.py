@@ -13,7 +13,10 @@ import pytest
 from audit_bedrock.model import Finding
 from audit_bedrock.reports.html import render
 from audit_bedrock.standin import estate
-from tests.conftest import load_json, run_cli, seed_demo
+from audit_bedrock.standin.evidence import EvidenceAnswers
+from audit_bedrock.standin.proxy import Proxy
+from tests.conftest import load_json, run_cli
+from tests.support import shared_demo_estate
 from tests.support.report_samples import (
     DEV,
     EVIL,
@@ -206,11 +209,11 @@ def test_filters(sample: Loaded, uncheck: tuple[str, ...], account: str | None, 
     assert sample.visible_findings() == _expected()
 
 
-def test_demo_estate_report_in_browser(moto_subprocess: str, tmp_path: Path, open_report: Any) -> None:
-    seed_demo(moto_subprocess)
+def test_demo_estate_report_in_browser(request: pytest.FixtureRequest, tmp_path: Path, open_report: Any) -> None:
+    endpoint = shared_demo_estate(request.config).endpoint
     out = tmp_path / "out"
     proc = run_cli(["--org", "--regions", "us-east-1,us-west-2,eu-west-1,me-south-1", "--output-dir", str(out),
-                    "--format", "json,html"], moto_subprocess)
+                    "--format", "json,html"], endpoint)
     assert proc.returncode == 1, proc.stderr
     doc = load_json(out / "findings.json")
     loaded: Loaded = open_report(out / "report.html")
@@ -250,7 +253,8 @@ def seed_hostile_org(endpoint: str) -> dict[str, str]:
 def test_hostile_organization_in_browser(moto_subprocess: str, tmp_path: Path, open_report: Any) -> None:
     ids = seed_hostile_org(moto_subprocess)
     out = tmp_path / "out"
-    proc = run_cli(["--org", "--regions", "us-east-1,us-west-2", "--output-dir", str(out)], moto_subprocess)
+    with Proxy(moto_subprocess, answers=EvidenceAnswers()) as proxy:  # answers LookupEvents, which moto lacks
+        proc = run_cli(["--org", "--regions", "us-east-1,us-west-2", "--output-dir", str(out)], proxy.url)
     assert proc.returncode in (1, 3), proc.stderr
     doc = load_json(out / "findings.json")
     loaded: Loaded = open_report(out / "report.html")

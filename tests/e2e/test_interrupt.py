@@ -190,3 +190,181 @@ def test_sigint_inherited_as_ignored_stays_ignored(estate: Estate, tmp_path: Pat
     doc = json.loads((out / "findings.json").read_text())
     assert doc["scan"]["interrupted"] is False
     assert not [a for a in doc["scan"]["accounts"] if a["status"] == "interrupted"]
+
+
+# --- a black-holed endpoint: the deadline (--timeout) and a second Ctrl-C (issue 12) ----------------------------
+
+class BlackHole:
+    """A 127.0.0.1 TCP server that accepts every connection and never answers (closed when the test ends)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._conns: list[socket.socket] = []
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            self._conns.append(conn)  # held open, never read from or answered
+            self.accepted += 1
+
+    def close(self) -> None:
+        import socket
+
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._server.close()
+        for c in self._conns:
+            c.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def black_hole() -> Any:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def black_holed(hole: BlackHole) -> dict[str, str]:
+    """botocore's per-service endpoints: discovery (Organizations, STS, SSM) answers, each account's reads hang."""
+    return {"AWS_ENDPOINT_URL_EC2": hole.url, "AWS_ENDPOINT_URL_BEDROCK": hole.url}
+
+
+def scan_process(endpoint: str, out: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "audit_bedrock", "--org", "--regions", ",".join(DEMO_SCAN_REGIONS), "--format",
+         "json", "--output-dir", str(out), "--max-workers", "2", "--fail-on", "none", *extra],
+        env=cli_env(endpoint, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(proc: subprocess.Popen[str], done: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"the scan ended (exit {proc.returncode}) too early:\n{err[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for the scan to reach the black hole")
+        time.sleep(0.05)
+
+
+def test_timeout_stops_a_scan_held_by_a_black_holed_endpoint(estate: Estate, black_hole: BlackHole,
+                                                             tmp_path: Path) -> None:
+    """Every EC2 and Bedrock call (each account's first reads) goes to an endpoint that accepts and never
+    answers (each would hold a worker for 10 attempts of 20 s): at --timeout the scan stops as on an interrupt,
+    writes what it has, marked timed out and incomplete, exit 3."""
+    out = tmp_path / "out"
+    started = time.monotonic()
+    # long enough for start-up and discovery of the demo organization on a loaded machine (40 s seen at load 14),
+    # far below the 200 s one black-holed call holds a worker
+    proc = scan_process(estate.endpoint, out, "--timeout", "90", **black_holed(black_hole))
+    rc, stdout, stderr = finish(proc)
+    elapsed = time.monotonic() - started
+    assert rc == 3, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert black_hole.accepted > 0, "the scan never reached the black hole:\n" + stderr[-3000:] + stdout
+    assert elapsed < 90 + 5 + 25, f"took {elapsed:.0f} s: the deadline did not stop the scan"  # grace, start-up, load
+    doc = json.loads((out / "findings.json").read_text())
+    validate_findings(doc)
+    scan = doc["scan"]
+    assert scan["timed_out"] is True and scan["interrupted"] is False and scan["complete"] is False
+    late = [a for a in scan["accounts"] if a["status"] == "interrupted"]
+    assert late and all("deadline" in a["reason"] for a in late), late
+    assert any("--timeout 90 s" in n for n in scan["notices"]), scan["notices"]
+
+
+def test_timeout_during_discovery_exits_3_with_one_line(black_hole: BlackHole, tmp_path: Path) -> None:
+    """The whole endpoint black-holed: even discovery's first call is cut at the deadline; nothing to write."""
+    out = tmp_path / "out"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audit_bedrock", "--accounts", "111111111111", "--regions", "us-east-1",
+         "--output-dir", str(out), "--timeout", "3"],
+        env=cli_env(black_hole.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rc, _, stderr = finish(proc)
+    assert rc == 3, stderr
+    assert time.monotonic() - started < 3 + 30
+    assert black_hole.accepted > 0
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--timeout 3 s reached before the first account was scanned" in errors[0], stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["one-ctrl-c", "two-ctrl-c"])
+def test_ctrl_c_does_not_wait_for_a_black_holed_endpoint(estate: Estate, black_hole: BlackHole, tmp_path: Path,
+                                                         second: bool) -> None:
+    """Workers hang on an endpoint that never answers. The first Ctrl-C exits after the 5 s grace, writing what
+    was scanned (it used to take 247 s: the exit waited for the hung threads); a second one exits at once (it
+    used to print "interrupted" and live 130 s more)."""
+    out = tmp_path / "out"
+    proc = scan_process(estate.endpoint, out, **black_holed(black_hole))
+    wait_for(proc, lambda: black_hole.accepted >= 2)
+    proc.send_signal(signal.SIGINT)
+    if second:
+        time.sleep(1.0)  # inside the grace
+    sent = time.monotonic()
+    if second:
+        proc.send_signal(signal.SIGINT)
+    rc, _, stderr = finish(proc)
+    elapsed = time.monotonic() - sent
+    assert rc == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    if second:
+        assert elapsed < 5, f"the second Ctrl-C took {elapsed:.1f} s"
+    else:
+        assert elapsed < 5 + 20, f"the first Ctrl-C took {elapsed:.1f} s"
+        doc = json.loads((out / "findings.json").read_text())
+        validate_findings(doc)
+        assert doc["scan"]["interrupted"] is True
+
+
+def test_scanner_deadline_marks_unfinished_accounts() -> None:
+    """The deadline inside Scanner.run (no signal needed, any thread): accounts in flight get the grace, then
+    they and the ones not started are interrupted with the deadline as the reason."""
+    import threading
+
+    from audit_bedrock.discovery import Estate as Discovered
+    from audit_bedrock.model import Account
+    from audit_bedrock.scan import Scanner, ScanPlan
+
+    accounts = tuple(Account(f"{i:012d}", f"acct-{i}") for i in range(1, 5))
+    release = threading.Event()
+
+    class Hanging(Scanner):
+        def scan_account(self, acct: Account) -> dict[str, Any]:
+            if acct.id != accounts[0].id:
+                release.wait(10)  # a black-holed call
+            return {"account_id": acct.id, "account_name": acct.name, "status": "scanned", "reason": "",
+                    "regions": []}
+
+    plan = ScanPlan(Discovered(None, "000000000000", accounts), ("us-east-1",), "Role", None, 2)
+    recorded: list[dict[str, Any]] = []
+    scanner = Hanging(None, plan, grace=0.2, deadline=time.monotonic() + 0.5)  # type: ignore[arg-type]
+    started = time.monotonic()
+    try:
+        complete = scanner.run(accounts, recorded.append)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 3
+    assert complete is False and scanner.timed_out is True
+    status = {d["account_id"]: (d["status"], d["reason"]) for d in recorded}
+    assert sorted(status) == [a.id for a in accounts]
+    assert status[accounts[0].id][0] == "scanned"
+    for a in accounts[1:]:
+        assert status[a.id][0] == "interrupted" and "deadline" in status[a.id][1], status

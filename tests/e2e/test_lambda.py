@@ -14,6 +14,8 @@ from moto import mock_aws
 from audit_bedrock import aws_lambda, cli
 from audit_bedrock.output import S3Writer, join, split_s3
 from audit_bedrock.reports import FORMATS
+from audit_bedrock.standin.evidence import demo_answers
+from audit_bedrock.standin.proxy import Proxy
 from tests.conftest import validate_findings
 
 BUCKET = "audit-bedrock-reports"
@@ -91,6 +93,28 @@ def test_cli_s3_write_failure_after_the_scan_exits_4(aws: None, capsys: pytest.C
     assert "cannot write s3://no-such-bucket/x/findings.json" in err and "NoSuchBucket" in err
 
 
+def test_cli_s3_renders_every_report_before_the_first_upload(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 12: a renderer that fails (the last one here) leaves the prefix untouched: nothing was uploaded."""
+    from audit_bedrock import reports
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    real = reports.outputs
+
+    def outputs(fmt: str) -> Any:
+        if fmt != "sarif":
+            return real(fmt)
+
+        def boom(result: Any, ctx: Any) -> bytes:
+            raise RuntimeError("a renderer bug")
+        return [(name, boom) for name, _ in real(fmt)]
+
+    monkeypatch.setattr("audit_bedrock.api.outputs", outputs)
+    code = cli.main(["--regions", "us-east-1", "--output-dir", f"s3://{BUCKET}/x", "--format", "json,html,sarif"])
+    assert code == cli.EXIT_INTERNAL
+    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix="x/").get("Contents")
+
+
 def test_s3_writer_refuses_a_key_less_url() -> None:
     from audit_bedrock.errors import UsageError
 
@@ -137,6 +161,34 @@ def test_merge_handler_rejects_bad_shard_lists(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
     with pytest.raises(aws_lambda.HandlerError, match=message):
         aws_lambda.merge_handler({"run_id": "r1", "shards": shards}, None)
+
+
+class FakeContext:
+    """The one LambdaContext method the shard handler reads (AWS Lambda "Using the Lambda context object in
+    Python": get_remaining_time_in_millis)."""
+
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+@pytest.mark.parametrize(("context", "timeout"), [
+    pytest.param(None, None, id="no-context"),
+    pytest.param(FakeContext(900_000), 900 - aws_lambda.DEADLINE_MARGIN_SECONDS, id="fifteen-minutes"),
+    pytest.param(FakeContext(10_000), 1.0, id="less-than-the-margin"),
+])
+def test_shard_scan_stops_before_the_function_times_out(monkeypatch: pytest.MonkeyPatch, context: Any,
+                                                        timeout: float | None) -> None:
+    """issue 12: the shard worker's scan gets the invocation's remaining time less a margin as its deadline,
+    so it writes what it has (marked incomplete) before Lambda kills it."""
+    seen: list[Any] = []
+    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+    monkeypatch.setattr(aws_lambda, "run_api", lambda options: seen.append(options) or 3)
+    result = aws_lambda.shard_handler({"run_id": "r", "shard": 1, "shard_count": 1}, context)
+    assert result["exit_code"] == 3
+    assert [o.scan.timeout for o in seen] == [timeout]
 
 
 def test_handlers_need_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,24 +269,26 @@ def test_notification_text(count: int, listed: int, more: str | None) -> None:
 # ------------------------------------------------------------------- shard -> merge -> notify, end to end
 
 @pytest.fixture
-def lambda_env(moto_subprocess: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The demo organization, the report bucket, and a topic whose messages land in an SQS queue."""
+def lambda_env(moto_subprocess: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The demo organization, the report bucket, and a topic whose messages land in an SQS queue; every call goes
+    through the stand-in proxy, which answers what moto lacks (CloudTrail LookupEvents), as --demo scans."""
     from tests.conftest import seed_demo
 
     ids = seed_demo(moto_subprocess)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_subprocess)
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
-    topic = sns.create_topic(Name="audit-bedrock")["TopicArn"]
-    queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
-    monkeypatch.setenv(aws_lambda.ENV_ROLE_NAME, "OrganizationAccountAccessRole")
-    monkeypatch.setenv(aws_lambda.ENV_REGIONS, REGIONS)
-    monkeypatch.setenv(aws_lambda.ENV_TOPIC_ARN, topic)
-    return {"ids": ids, "s3": s3, "sqs": sqs, "queue": queue, "endpoint": moto_subprocess}
+    with Proxy(moto_subprocess, answers=demo_answers(ids)) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="audit-bedrock")["TopicArn"]
+        queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        monkeypatch.setenv(aws_lambda.ENV_BUCKET, BUCKET)
+        monkeypatch.setenv(aws_lambda.ENV_ROLE_NAME, "OrganizationAccountAccessRole")
+        monkeypatch.setenv(aws_lambda.ENV_REGIONS, REGIONS)
+        monkeypatch.setenv(aws_lambda.ENV_TOPIC_ARN, topic)
+        yield {"ids": ids, "s3": s3, "sqs": sqs, "queue": queue, "endpoint": proxy.url}
 
 
 def notifications(env: dict[str, Any]) -> list[dict[str, Any]]:

@@ -273,8 +273,11 @@ def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pyt
     rc = main(["--from-facts", str(facts), "--format", ",".join(FORMATS), "--output-dir", str(out), "-q", "-q"])
     assert rc == 1
     from audit_bedrock.reports import outputs
-    assert sorted(written) == sorted(out / name for f in FORMATS for name, _ in outputs(f))
-    assert sorted(out.iterdir()) == sorted(written)
+    names = sorted(name for f in FORMATS for name, _ in outputs(f))
+    assert sorted(p.name for p in written) == names
+    staging = {p.parent for p in written}  # issue 12: all into one staging folder, then switched in together
+    assert len(staging) == 1 and staging.pop().parent == out
+    assert sorted(p.name for p in out.iterdir()) == names  # no staging folder, no lock file left
 
 
 @pytest.mark.parametrize(("line", "secret"), [
@@ -351,3 +354,90 @@ def test_written_files_respect_the_umask(tmp_path: Path, umask: int, private: bo
     finally:
         os.umask(old)
     assert (tmp_path / "f.json").stat().st_mode & 0o777 == mode
+
+
+# --- the report set is staged and switched in whole; one run at a time per folder (issue 12) ----------------------
+
+def _facts_file(tmp_path: Path) -> Path:
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps({"format": "audit-bedrock-facts", "version": 2,
+                                 "scan": {"caller_account": "111111111111", "regions": ["us-east-1"]},
+                                 "accounts": [{"account_id": "111111111111", "account_name": "a", "status": "scanned",
+                                               "regions": [{"account_id": "111111111111", "region": "us-east-1",
+                                                            "status": "scanned", "logging": {"enabled": False}}]}]}))
+    return facts
+
+
+OLD_SET = {"findings.json": "old findings\n", "report.html": "old report\n", "findings.sarif": "old sarif\n"}
+
+
+@pytest.mark.parametrize("failing", ["findings.json", "report.html", "findings.sarif"])
+def test_a_full_disk_keeps_the_previous_set_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str], failing: str) -> None:
+    """Regression: on a full disk the old findings.json was replaced while report.html failed and findings.sarif
+    was never written (a mixed set). Now nothing is replaced, what could be written is kept in a folder the
+    one-line error names, and the exit code is 4."""
+    from audit_bedrock.cli import main
+    from audit_bedrock.constants import EXIT_WRITE_FAILED
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, text in OLD_SET.items():
+        (out / name).write_text(text)
+    real = output.write_atomic
+
+    def full(path: Path, data: bytes, private: bool = False) -> None:
+        if Path(path).name == failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, private)
+
+    monkeypatch.setattr(output, "write_atomic", full)
+    rc = main(["--from-facts", str(_facts_file(tmp_path)), "--output-dir", str(out), "-q", "-q"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_WRITE_FAILED, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "no report was replaced" in lines[0], err
+    assert {name: (out / name).read_text() for name in OLD_SET} == OLD_SET  # the previous set, untouched
+    kept = [p for p in out.iterdir() if p.is_dir()]
+    assert len(kept) == 1 and kept[0].name.startswith("unfinished-") and str(kept[0]) in lines[0]
+    assert sorted(p.name for p in kept[0].iterdir()) == sorted(set(OLD_SET) - {failing})
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OLD_SET, kept[0].name])  # no lock file left
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: two concurrent runs into one folder left a mixed set. While one holds the folder's lock,
+    another is refused before it scans, exit 2, naming the folder and the lock file."""
+    from audit_bedrock.cli import main
+    from audit_bedrock.constants import EXIT_USAGE
+
+    out = tmp_path / "out"
+    holder = output.OutputLock(out, "--output-dir")  # the first run, still scanning
+    try:
+        rc = main(["--from-facts", str(_facts_file(tmp_path)), "--output-dir", str(out), "-q", "-q"])
+        err = capsys.readouterr().err
+        assert rc == EXIT_USAGE, err
+        assert f"--output-dir {out}: another audit-bedrock run is writing there" in err
+        assert str(out / output.LOCK_NAME) in err
+        assert sorted(p.name for p in out.iterdir()) == [output.LOCK_NAME]  # nothing written by the second run
+    finally:
+        holder.release()
+    assert not out.exists()  # the first run wrote nothing either: its lock and the folder it made are gone
+    rc = main(["--from-facts", str(_facts_file(tmp_path)), "--output-dir", str(out), "-q", "-q"])
+    assert rc == 1 and (out / "findings.json").is_file()  # once released, the folder is free
+
+
+def test_the_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    """fcntl locks are per process: a second process cannot take the folder while this one holds it."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    holder = output.OutputLock(out, "--output-dir")
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                                "from audit_bedrock.output import OutputLock; OutputLock(Path(sys.argv[1]), 'x')",
+                                str(out)], capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        holder.release()
+    assert probe.returncode != 0 and "another audit-bedrock run is writing there" in probe.stderr
+

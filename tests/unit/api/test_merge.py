@@ -12,7 +12,8 @@ from audit_bedrock import __version__, cli
 from audit_bedrock.findings import fingerprint
 from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanMeta, ScanResult
 from audit_bedrock.reports.json_report import to_document
-from tests.conftest import load_json, run_cli, seed_demo, validate_findings
+from tests.conftest import load_json, run_cli, validate_findings
+from tests.support import shared_demo_estate
 
 ORG, CALLER = "o-example1234", "111111111111"
 A, B, C = "222222222222", "333333333333", "444444444444"
@@ -58,9 +59,9 @@ def merge_cli(tmp_path: Path, files: list[str], *extra: str) -> int:
                  id="same-shard-twice"),
     pytest.param([shard_doc([A], shard=(1, 2)), shard_doc([B], shard=(2, 3))], "different numbers of shards",
                  id="different-shard-counts"),
-    pytest.param([shard_doc([A]), "{not json"], "invalid JSON", id="not-json"),
+    pytest.param([shard_doc([A]), "{not json"], "corrupt merge input (line 1)", id="not-json"),
     pytest.param([shard_doc([A]), {"version": "2.1.0", "runs": []}], "not a findings.json", id="sarif-file"),
-    pytest.param([shard_doc([A]), {"schema_version": 1, "scan": {}}], "'scan.accounts' is missing",
+    pytest.param([shard_doc([A]), {"schema_version": 1, "scan": {}}], ": missing (a required key)",
                  id="truncated-findings"),
     pytest.param([shard_doc([A]), [1, 2]], "no schema_version 1", id="json-list"),
     pytest.param([shard_doc([A], findings=(finding("NOPE-001", "high", A),))],
@@ -170,16 +171,17 @@ def _sarif_results(path: Path) -> list[Any]:
 
 
 @pytest.mark.slow
-def test_merged_shards_equal_one_run(moto_subprocess: str, tmp_path: Path) -> None:
+def test_merged_shards_equal_one_run(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """The demo organization scanned once, then in 2 and in 3 shards: each merge equals the single run."""
-    ids = seed_demo(moto_subprocess)
+    estate = shared_demo_estate(request.config)  # behind the proxy that answers what moto lacks, as --demo scans
+    ids, endpoint = estate.ids, estate.endpoint
     common = ["--regions", DEMO_REGIONS, "--format", "json,sarif", "-q", "-q"]
     full = tmp_path / "full"
-    ref = run_cli(["--org", *common, "--output-dir", str(full)], moto_subprocess)
+    ref = run_cli(["--org", *common, "--output-dir", str(full)], endpoint)
     assert ref.returncode in (1, 3), ref.stderr  # the demo has high findings by design
     assert {a["id"] for a in load_json(full / "findings.json")["scan"]["accounts"]} == set(ids.values())
     for count in (2, 3):
-        _check_merge(moto_subprocess, tmp_path / f"n{count}", count, common, full, ref.returncode)
+        _check_merge(endpoint, tmp_path / f"n{count}", count, common, full, ref.returncode)
 
 
 def _check_merge(endpoint: str, tmp_path: Path, count: int, common: list[str], full: Path, ref_rc: int) -> None:

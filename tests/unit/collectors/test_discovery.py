@@ -159,8 +159,14 @@ def test_clients_use_adaptive_retries_and_timeouts() -> None:
         sessions = Sessions()
         client = sessions.client("bedrock", "us-east-1", sessions.caller_credentials(), CALLER)
         cfg = client.meta.config
-        assert cfg.retries["mode"] == "adaptive" and cfg.retries["total_max_attempts"] >= 8
-        assert MAX_ATTEMPTS >= 8
+        # The shared client never retries by itself: KeyedRetries runs botocore's standard + adaptive retries per
+        # account (issue 16), with MAX_ATTEMPTS attempts.
+        from botocore.retries.adaptive import ClientRateLimiter
+
+        retries = sessions.retries("bedrock", "us-east-1")
+        assert cfg.retries["total_max_attempts"] == 1 and retries is not None
+        assert retries._max_attempts == MAX_ATTEMPTS >= 8
+        assert isinstance(retries.state(CALLER)[1], ClientRateLimiter)
         assert cfg.connect_timeout and cfg.read_timeout
 
 

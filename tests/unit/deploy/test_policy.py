@@ -171,9 +171,9 @@ class Call:
 def record_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
     """Record every request of a scan through Sessions.add_hook, with the side whose credentials sign it.
 
-    Workers re-point one client per (service, region) at the account they scan, so the account comes from
-    the last Sessions.client() call of the thread, and the side from the credentials the request is signed
-    with: the caller's own keys (discovery, AssumeRole, the caller's account) or an assumed role's.
+    Every thread shares one client per (service, region) and binds the account it scans (Sessions.bind or
+    Sessions.client), so the account comes from the thread's binding, and the side from the credentials the
+    request is signed with: the caller's own keys (discovery, AssumeRole, the caller's account) or an assumed role's.
     """
     from audit_bedrock.aws.clients import Sessions, ThreadCredentials
 
@@ -192,12 +192,13 @@ def record_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
 
         def hook(model: Any, params: Any, request_signer: Any = None, **_: Any) -> None:
             creds = request_signer._credentials
-            if isinstance(creds, ThreadCredentials):
-                creds = creds.current
+            account = getattr(local, "account", "caller")
+            if isinstance(creds, ThreadCredentials):  # a shared client: it signs as the thread's bound account
+                account = self.bound_account() or account
             side = "caller" if creds.get_frozen_credentials().access_key == caller_key else "member"
             region = request_signer.region_name
             with lock:
-                calls.append(Call(side, getattr(local, "account", "caller"), region,
+                calls.append(Call(side, account, region,
                                   model.service_model.service_name, model.name, params.get("body")))
 
         self.add_hook(hook)
@@ -222,12 +223,13 @@ def granted(doc: dict[str, Any], call: Call) -> bool:
 
 @pytest.mark.slow
 def test_demo_scan_calls_only_what_the_shipped_policies_grant(
-        moto_subprocess: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from audit_bedrock.demo import DEMO_REGIONS, DEMO_SKIPPED_REGION, MEMBER_ROLE
-    from tests.conftest import seed_demo
+    from tests.support import shared_demo_estate
 
-    ids = seed_demo(moto_subprocess)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_subprocess)
+    estate = shared_demo_estate(request.config)  # behind the proxy answering what moto lacks, as --demo scans
+    ids = estate.ids
+    monkeypatch.setenv("AWS_ENDPOINT_URL", estate.endpoint)
     calls = record_calls(monkeypatch)
     rc = cli.main(["--org", "--regions", ",".join((*DEMO_REGIONS, DEMO_SKIPPED_REGION)), "--role-name",
                    MEMBER_ROLE, "--output-dir", str(tmp_path / "out"), "--format", "json", "-q", "-q"])

@@ -15,7 +15,8 @@ from audit_bedrock.engine import load_rules
 from audit_bedrock.findings import apply_baseline
 from audit_bedrock.model import Finding, ScanResult
 from audit_bedrock.reports.json_report import to_document
-from tests.conftest import load_json, run_cli, seed_demo, validate_facts, validate_findings
+from tests.conftest import load_json, run_cli, validate_facts, validate_findings
+from tests.support import shared_demo_estate
 from tests.support.report_samples import PROD, finding, parse_html, sample_result
 
 
@@ -110,7 +111,8 @@ def test_fixed_findings_reach_json_html_and_summary(tmp_path: Path, capsys: pyte
     pytest.param(None, "cannot read baseline file", id="missing"),
     pytest.param("{not json", "corrupt baseline file", id="corrupt"),
     pytest.param('{"schema_version": 2, "findings": []}', "schema_version 1", id="wrong-version"),
-    pytest.param('{"schema_version": 1, "findings": [{"id": "x"}]}', "lacks", id="finding-without-fields"),
+    pytest.param('{"schema_version": 1, "findings": [{"id": "x"}]}', "missing (a required key)",
+                 id="finding-without-fields"),
 ])
 def test_bad_baseline_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None,
                                        message: str) -> None:
@@ -125,12 +127,12 @@ def test_bad_baseline_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.slow
-def test_cli_baseline_round_trip(moto_subprocess: str, tmp_path: Path) -> None:
-    seed_demo(moto_subprocess)
+def test_cli_baseline_round_trip(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    endpoint = shared_demo_estate(request.config).endpoint
     first = tmp_path / "first"
     regions = ["--regions", "us-east-1,us-west-2,eu-west-1"]
     facts = tmp_path / "facts.json"
-    proc = run_cli(["--org", *regions, "--output-dir", str(first), "--save-facts", str(facts)], moto_subprocess)
+    proc = run_cli(["--org", *regions, "--output-dir", str(first), "--save-facts", str(facts)], endpoint)
     assert proc.returncode == EXIT_FINDINGS, proc.stderr
     validate_facts(load_json(facts))
     # same estate against its own findings: nothing new, so --fail-on-new passes

@@ -21,7 +21,8 @@ from audit_bedrock.model import AccountOutcome, ScanResult
 from audit_bedrock.reports import FORMATS, renderer
 from audit_bedrock.reports import sarif as sarif_module
 from audit_bedrock.reports.sarif import SECURITY_SEVERITY, automation_id, home_page, scope_key, to_sarif
-from tests.conftest import load_json, run_cli, seed_demo, validate_findings
+from tests.conftest import load_json, run_cli, validate_findings
+from tests.support import shared_demo_estate
 from tests.support.report_samples import CATALOG, DEV, EVIL, HOSTILE, PROD, context, finding, sample_result
 
 LEVELS = {"error", "warning", "note", "none"}
@@ -243,11 +244,11 @@ def test_gzip_size_limit_keeps_the_most_severe() -> None:
 
 
 @pytest.mark.slow
-def test_demo_estate_sarif_passes_github_rules(moto_subprocess: str, tmp_path: Path) -> None:
-    seed_demo(moto_subprocess)
+def test_demo_estate_sarif_passes_github_rules(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    endpoint = shared_demo_estate(request.config).endpoint
     out = tmp_path / "out"
     proc = run_cli(["--org", "--regions", "us-east-1,us-west-2,eu-west-1,me-south-1", "--output-dir", str(out)],
-                   moto_subprocess)
+                   endpoint)
     assert proc.returncode == 1, proc.stderr
     assert {p.name for p in out.iterdir()} == {"findings.json", "report.html", "findings.sarif"}
     doc = load_json(out / "findings.sarif")

@@ -267,3 +267,40 @@ def test_coverage_keeps_only_schema_values() -> None:
     assert cell.destinations == ("s3",) and cell.data_types == (("text", True),)
     assert coverage_cell(ACCOUNT, {"region": "us-east-1", "status": "scanned", "logging": {
         "enabled": False, "destinations": 7, "data_types": [1]}}).destinations == ()
+
+
+# `[@,@][]` doubles the list it is given: chained 30 times it would build 2**30 elements (hours, gigabytes).
+EXPLODING = "fact" + ".[@,@][]" * 30
+
+
+@pytest.mark.parametrize("key", ["condition", "for_each", "vars", "requires", "resource"])
+def test_an_exponential_rule_expression_is_bounded(key: str) -> None:
+    """issue 12: a rule pack can make evaluation exponentially slow; each rule's evaluation for one account
+    or region is bounded (counted JMESPath steps), the rule yields SCAN-003 naming it and the bound, and the
+    other rules of the same region are still judged."""
+    import dataclasses
+    import time
+
+    import jmespath
+
+    from audit_bedrock.engine import RULE_STEP_LIMIT
+
+    base = next(r for r in RULES if r.id == "BIL-001")
+    expr = jmespath.compile(EXPLODING)
+    change: dict[str, Any] = {
+        "condition": {"condition": expr}, "for_each": {"for_each": expr},
+        "vars": {"vars": (("boom", expr),)}, "requires": {"requires": (("fact.boom", expr),)},
+        "resource": {"resource": expr}}[key]
+    slow = dataclasses.replace(base, id="TST-900", **change)
+    doc = {"account_id": ACCOUNT, "status": "scanned", "regions": [
+        {"account_id": ACCOUNT, "region": "us-east-1", "status": "scanned", "logging": {"enabled": False}}]}
+    started = time.monotonic()
+    results = Evaluator([*RULES, slow], PARAMS).evaluate_account(doc)
+    assert time.monotonic() - started < 10, "the bound did not stop the evaluation"
+    blocked = [r for r in results if r.rule.id == GAP_RULE_ID and r.properties["blocked_rule"] == "TST-900"]
+    assert len(blocked) == 1, results
+    error = blocked[0].properties["evaluation_error"]
+    assert "TST-900" in error and f"{RULE_STEP_LIMIT:,}" in error and "EvaluationLimitError" in \
+        blocked[0].properties["error_codes"]
+    assert not [r for r in results if r.rule.id == "TST-900"]
+    assert [r.rule.id for r in results if r.rule.id == "BIL-001"] == ["BIL-001"]  # the scan goes on
