@@ -535,6 +535,11 @@ def _progress(total: int, quiet: bool) -> Any:
     return tqdm(total=total, unit="account", file=sys.stderr, leave=False)
 
 
+# The notice of a result re-evaluated from facts saved by a scan that reached its deadline.
+TIMED_OUT_AGAIN = "these facts come from a scan that stopped at its deadline (--timeout): unfinished accounts are " \
+                  "marked interrupted"
+
+
 def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
     """Derive and judge the accounts of a facts document (as load_facts returns it); no AWS calls."""
     from audit_bedrock.scan import Accumulator  # the derivation and judging stages, shared with the scan
@@ -548,7 +553,8 @@ def evaluate_facts(doc: dict[str, Any], settings: Settings, planner: FixPlanner 
                    tuple(meta.get("regions") or sorted(acc.regions_seen)), str(meta.get("started_at") or ""),
                    str(meta.get("finished_at") or ""), int(meta.get("api_calls", 0)),
                    interrupted=bool(meta.get("interrupted", False)),
-                   region_source=str(meta.get("region_source") or ""))
+                   region_source=str(meta.get("region_source") or ""),
+                   timed_out=TIMED_OUT_AGAIN if meta.get("timed_out") else "")
 
 
 def evaluate_saved(path: str, settings: Settings, planner: FixPlanner | None = None) -> ScanResult:
@@ -598,7 +604,8 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
         m = result.meta
         meta = {"organization_id": m.organization_id, "caller_account": m.caller_account,
                 "regions": list(m.regions), "started_at": m.started_at, "finished_at": m.finished_at,
-                "api_calls": m.api_calls, "interrupted": m.interrupted, "region_source": m.region_source}
+                "api_calls": m.api_calls, "interrupted": m.interrupted, "timed_out": m.timed_out,
+                "region_source": m.region_source}
         path = Path(out.save_facts)
         write_atomic(path, dump_facts(path, meta, list(facts)), private=True)
         written.append(str(path))

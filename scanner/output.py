@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +47,19 @@ def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
         raise
 
 
+log = logging.getLogger("audit_bedrock")
+
 LOCK_NAME = ".audit-bedrock.lock"
 STAGING_PREFIX = ".audit-bedrock-staging-"
 KEPT_PREFIX = "unfinished-"
+STALE_STAGING_SECONDS = 600  # a staging folder untouched this long belongs to no live run
 
 
 class OutputLock:
     """An exclusive fcntl lock on LOCK_NAME in an output folder, held from before the scan until the reports are
     written; a second run into the same folder is refused (UsageError) instead of mixing its files in.
 
+    Taking the lock removes the staging folders a killed run left (remove_stale_staging).
     The folder is created for the lock; release() removes the lock file, and the folder too when this run
     created it and left nothing in it (a run refused after the lock leaves no trace)."""
 
@@ -76,6 +82,8 @@ class OutputLock:
         self._fd: int | None = fd
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
+        self.removed = remove_stale_staging(folder)
+
 
     def release(self) -> None:
         if self._fd is None:
@@ -88,6 +96,24 @@ class OutputLock:
                 made.rmdir()
             except OSError:  # not empty (reports were written) or not ours to remove
                 break
+
+
+def remove_stale_staging(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove the staging folders a killed run (SIGKILL, power loss) left in `folder`; the folders removed.
+
+    Called only by the holder of the folder's lock, so no other locked run is writing there; a staging folder
+    touched in the last STALE_STAGING_SECONDS is left alone all the same (a caller of write_reports that took
+    no lock may be writing it)."""
+    cutoff = (time.time() if now is None else now) - STALE_STAGING_SECONDS
+    removed = []
+    for path in folder.glob(f"{STAGING_PREFIX}*"):
+        try:
+            if path.is_dir() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path)
+                removed.append(path)
+        except OSError as exc:  # not ours to remove: left, and said
+            log.warning("could not remove the stale staging folder %s: %s", path, exc.strerror or exc)
+    return removed
 
 
 class StagedSet:

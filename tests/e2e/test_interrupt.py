@@ -273,7 +273,8 @@ def test_timeout_stops_a_scan_held_by_a_black_holed_endpoint(estate: Estate, bla
     started = time.monotonic()
     # long enough for start-up and discovery of the demo organization on a loaded machine (40 s seen at load 14),
     # far below the 200 s one black-holed call holds a worker
-    proc = scan_process(estate.endpoint, out, "--timeout", "90", **black_holed(black_hole))
+    proc = scan_process(estate.endpoint, out, "--timeout", "90", "--save-facts", str(tmp_path / "facts.json"),
+                        **black_holed(black_hole))
     rc, stdout, stderr = finish(proc)
     elapsed = time.monotonic() - started
     assert rc == 3, stderr[-3000:]
@@ -287,6 +288,8 @@ def test_timeout_stops_a_scan_held_by_a_black_holed_endpoint(estate: Estate, bla
     late = [a for a in scan["accounts"] if a["status"] == "interrupted"]
     assert late and all("deadline" in a["reason"] for a in late), late
     assert any("--timeout 90 s" in n for n in scan["notices"]), scan["notices"]
+    saved = json.loads((tmp_path / "facts.json").read_text())["scan"]
+    assert saved["timed_out"] is True and saved["interrupted"] is False  # replayed, it is still a timed-out scan
 
 
 def test_timeout_during_discovery_exits_3_with_one_line(black_hole: BlackHole, tmp_path: Path) -> None:

@@ -441,3 +441,27 @@ def test_the_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
         holder.release()
     assert probe.returncode != 0 and "another audit-bedrock run is writing there" in probe.stderr
 
+
+
+def test_the_lock_holder_removes_what_a_killed_run_left(tmp_path: Path) -> None:
+    """Regression: a run killed while writing (SIGKILL) left its staging folder for good. The next holder of the
+    folder's lock removes it; a staging folder touched recently (a lock-free write_reports caller) is kept, and so
+    are the reports and an unfinished-TIME folder, which the user is told about."""
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, fresh = out / f"{output.STAGING_PREFIX}dead", out / f"{output.STAGING_PREFIX}live"
+    for d in (stale, fresh, out / f"{output.KEPT_PREFIX}20261130T000000Z"):
+        d.mkdir()
+        (d / "findings.json").write_text("{}")
+    old = time.time() - output.STALE_STAGING_SECONDS - 5
+    os.utime(stale, (old, old))
+    (out / "findings.json").write_text("{}")
+    lock = output.OutputLock(out, "--output-dir")
+    try:
+        assert lock.removed == [stale]
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            [output.LOCK_NAME, fresh.name, f"{output.KEPT_PREFIX}20261130T000000Z", "findings.json"])
+    finally:
+        lock.release()

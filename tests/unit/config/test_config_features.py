@@ -262,3 +262,23 @@ def test_usage_lookback_days_reaches_the_metrics_collector(tmp_path: Path, monke
     doc = json.loads((out / "findings.json").read_text())
     assert [f["rule_id"] for f in doc["findings"]] == [expected, "BIL-024"]  # not in an organization: no SCP
     assert code == EXIT_FINDINGS
+
+
+@pytest.mark.parametrize("stop, expected", [
+    pytest.param({}, {"interrupted": False, "timed_out": False, "complete": True}, id="finished"),
+    pytest.param({"interrupted": True}, {"interrupted": True, "timed_out": False, "complete": False}, id="interrupted"),
+    pytest.param({"timed_out": True}, {"interrupted": False, "timed_out": True, "complete": False}, id="timed-out"),
+])
+def test_replayed_facts_keep_how_the_scan_stopped(tmp_path: Path, facts: Path, stop: dict[str, bool],
+                                                  expected: dict[str, bool], request: pytest.FixtureRequest) -> None:
+    """Regression: facts saved by a scan that reached --timeout were replayed as a complete scan. The saved
+    scan block carries interrupted and timed_out (test_interrupt saves them from a real deadline), and
+    --from-facts reports them."""
+    doc = json.loads(facts.read_text())
+    doc["scan"].update(stop)
+    facts.write_text(json.dumps(doc))
+    code, out = run(tmp_path, facts, None)
+    assert {k: out["scan"].get(k, False) for k in expected} == expected  # timed_out is written only when true
+    assert any("deadline" in n for n in out["scan"]["notices"]) is expected["timed_out"]
+    # the fixture's one finding (30-day retention) is below --fail-on; an interrupted scan's replay keeps its 130
+    assert code == {"finished": EXIT_OK, "interrupted": 130, "timed-out": 3}[request.node.callspec.id]
