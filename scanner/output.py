@@ -84,7 +84,6 @@ class OutputLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self.removed = remove_stale_staging(folder)
 
-
     def release(self) -> None:
         if self._fd is None:
             return
@@ -98,13 +97,13 @@ class OutputLock:
                 break
 
 
-def remove_stale_staging(folder: Path, now: float | None = None) -> list[Path]:
+def remove_stale_staging(folder: Path) -> list[Path]:
     """Remove the staging folders a killed run (SIGKILL, power loss) left in `folder`; the folders removed.
 
     Called only by the holder of the folder's lock, so no other locked run is writing there; a staging folder
     touched in the last STALE_STAGING_SECONDS is left alone all the same (a caller of write_reports that took
     no lock may be writing it)."""
-    cutoff = (time.time() if now is None else now) - STALE_STAGING_SECONDS
+    cutoff = time.time() - STALE_STAGING_SECONDS
     removed = []
     for path in folder.glob(f"{STAGING_PREFIX}*"):
         try:
