@@ -460,6 +460,9 @@ class Proxy:
     # What moto cannot answer (cloudtrail:LookupEvents, LogGroup.deletionProtectionEnabled): answered or
     # amended here, in AWS's wire shape (audit_bedrock.standin.evidence); None forwards everything.
     answers: EvidenceAnswers | None = None
+    # Called with every forwarded request and the upstream's reply as it came (before `answers` amends it):
+    # the record-and-replay stand-in records its template this way (audit_bedrock.standin.replay).
+    recorder: Callable[[Request, Reply], None] | None = None
     _attempts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -663,6 +666,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = self._forward(req)
                 upstream_s = time.monotonic() - t_up
                 proxy.learn(req, reply.status, reply.body)
+                if proxy.recorder is not None:
+                    proxy.recorder(req, reply)
                 if proxy.answers is not None:
                     reply = Reply(reply.status, reply.headers,
                                   proxy.answers.amend(target, account, req.region, reply.status, reply.body),
