@@ -38,6 +38,7 @@ from typing import Any
 
 from audit_bedrock.standin.estate import BENCH_OUS, BENCH_PROFILES, bench_profile
 from audit_bedrock.standin.proxy import Reply, Request, error_reply, parse
+from audit_bedrock.standin.proxy import _templates as rest_templates
 
 TEMPLATE_ACCOUNTS = 1 + len(BENCH_PROFILES)  # seed_bench(8): the management account and one member per profile
 CONTROL_PREFIX = "/__replay__/"
@@ -60,6 +61,7 @@ _EXPIRATION_RE = re.compile(rb"<Expiration>[^<]*</Expiration>")
 PAGE_SIZE = {"ListAccounts": 100, "ListAccountsForParent": 20, "ListOrganizationalUnitsForParent": 20}
 SYNTHESIZED = frozenset({"ListAccounts", "ListAccountsForParent", "ListOrganizationalUnitsForParent",
                          "ListParents", "DescribeAccount"})
+REST_SERVICES = ("s3", "s3control", "bedrock")  # the REST protocols a scan speaks (proxy.rest_operation)
 DEFAULT_CALLER_KEYS = frozenset({"bench"})  # bench/run.py's and seed_bench's caller credentials
 
 
@@ -532,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = p.parse_args(argv)
     rec = Recording.load(ns.recording)
     srv = ReplayServer(Replay(rec, bench_layout(rec, ns.accounts)), ns.port)
+    for service in REST_SERVICES:  # parse the REST models before serving, not on the first timed calls
+        rest_templates(service)
     with srv:
         print(f"LISTENING {srv.url}", flush=True)
         try:
