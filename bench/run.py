@@ -9,8 +9,18 @@ For each size it starts a moto server subprocess on 127.0.0.1 (audit_bedrock.sta
 organization (bench/seed.py, its own process), starts the stand-in proxy (audit_bedrock.standin.proxy, as
 bench/latency_proxy.py does) in front of it, and runs `audit-bedrock --org` with AWS_ENDPOINT_URL pointing at
 the proxy, --repeat times. Per run it records wall time, the scanner's peak RSS and CPU time
-(os.wait4 on that process), the moto server's CPU time, and what the proxy saw on the wire: calls per account
+(os.wait4 on that process), the stand-in's CPU time, and what the proxy saw on the wire: calls per account
 and per account-region, repeated identical requests, and the peak number of requests in flight.
+
+    python bench/run.py --standin replay --accounts 1000 5000 --regions 3 17 --repeat 1
+
+With --standin replay nothing is seeded for the N accounts: once per run set an 8-account template
+organization (the management account and one member per profile) is seeded into moto and scanned through
+the proxy with each region set, which records moto's answers (audit_bedrock.standin.replay); then, for each
+size, a replay server subprocess serves the N-account organization from that recording (the same names,
+OUs and profiles as seed_bench(N), deterministic ids), behind the same latency proxy. A run fails if the
+replay met a request its recording does not hold. tests/unit/standin/test_replay.py checks that a bench
+organization scanned on moto and on replay gives the same findings, coverage and calls.
 
 Lower bound. At most --max-workers calls are in flight, and an account's regions run concurrently, so with L
 seconds of latency per call no scan can beat

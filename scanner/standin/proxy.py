@@ -117,6 +117,12 @@ def _templates(service: str) -> dict[str, tuple[_Template, ...]]:
     return {m: tuple(ts) for m, ts in out.items()}
 
 
+def load_rest_models(services: Iterable[str]) -> None:
+    """Parse the REST operation templates of `services` now, rather than on the first request of each."""
+    for service in services:
+        _templates(service)
+
+
 def rest_operation(services: Iterable[str], method: str, path: str, query: dict[str, list[str]]) -> tuple[str, str]:
     """(botocore service, operation) of a REST request, by the most specific matching URI template.
 

@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock.standin.estate import BENCH_OUS, BENCH_PROFILES, bench_profile
-from audit_bedrock.standin.proxy import Reply, Request, error_reply, parse
-from audit_bedrock.standin.proxy import _templates as rest_templates
+from audit_bedrock.standin.proxy import Reply, Request, error_reply, load_rest_models, parse
 
 TEMPLATE_ACCOUNTS = 1 + len(BENCH_PROFILES)  # seed_bench(8): the management account and one member per profile
 CONTROL_PREFIX = "/__replay__/"
@@ -534,8 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = p.parse_args(argv)
     rec = Recording.load(ns.recording)
     srv = ReplayServer(Replay(rec, bench_layout(rec, ns.accounts)), ns.port)
-    for service in REST_SERVICES:  # parse the REST models before serving, not on the first timed calls
-        rest_templates(service)
+    load_rest_models(REST_SERVICES)  # before serving, not on the first timed calls
     with srv:
         print(f"LISTENING {srv.url}", flush=True)
         try:

@@ -20,7 +20,7 @@ from audit_bedrock.standin.evidence import EvidenceAnswers
 from audit_bedrock.standin.proxy import Proxy, parse
 from tests.conftest import FAKE_ENV, cli_env, run_cli
 
-pytestmark = pytest.mark.slow  # two moto servers, 23 seeded accounts, four scans: ~40 s
+pytestmark = pytest.mark.slow  # two moto servers, 23 seeded accounts, four scans: ~50 s
 
 N = 15
 CALLER_KEYS = (FAKE_ENV["AWS_ACCESS_KEY_ID"],)
