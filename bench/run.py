@@ -9,8 +9,18 @@ For each size it starts a moto server subprocess on 127.0.0.1 (audit_bedrock.sta
 organization (bench/seed.py, its own process), starts the stand-in proxy (audit_bedrock.standin.proxy, as
 bench/latency_proxy.py does) in front of it, and runs `audit-bedrock --org` with AWS_ENDPOINT_URL pointing at
 the proxy, --repeat times. Per run it records wall time, the scanner's peak RSS and CPU time
-(os.wait4 on that process), the moto server's CPU time, and what the proxy saw on the wire: calls per account
+(os.wait4 on that process), the stand-in's CPU time, and what the proxy saw on the wire: calls per account
 and per account-region, repeated identical requests, and the peak number of requests in flight.
+
+    python bench/run.py --standin replay --accounts 1000 5000 --regions 3 17 --repeat 1
+
+With --standin replay nothing is seeded for the N accounts: once per run set an 8-account template
+organization (the management account and one member per profile) is seeded into moto and scanned through
+the proxy with each region set, which records moto's answers (audit_bedrock.standin.replay); then, for each
+size, a replay server subprocess serves the N-account organization from that recording (the same names,
+OUs and profiles as seed_bench(N), deterministic ids), behind the same latency proxy. A run fails if the
+replay met a request its recording does not hold. tests/unit/standin/test_replay.py checks that a bench
+organization scanned on moto and on replay gives the same findings, coverage and calls.
 
 Lower bound. At most --max-workers calls are in flight, and an account's regions run concurrently, so with L
 seconds of latency per call no scan can beat
@@ -28,6 +38,7 @@ report gives wall / bound ("ratio"), medians over the repeats, and writes bench/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,12 +50,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from audit_bedrock.standin import server
+from audit_bedrock.standin import replay, server
+from audit_bedrock.standin.estate import bench_mix
 
 HERE = Path(__file__).resolve().parent
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")  # the seeded ones (standin.estate.BENCH_REGIONS)
@@ -90,22 +102,61 @@ def tls_material(directory: Path) -> tuple[str, str, str]:
 
 
 @contextmanager
-def latency_proxy(upstream: str, latency_ms: float,
-                  tls: tuple[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """The stand-in proxy (bench/latency_proxy.py) as a subprocess in front of `upstream`: (url, pid)."""
-    args = [sys.executable, "-m", "audit_bedrock.standin.proxy", "--upstream", upstream, "--latency-ms",
-            str(latency_ms)]
-    if tls:
-        args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+def listening(args: list[str], what: str) -> Iterator[tuple[str, int]]:
+    """A subprocess that prints "LISTENING <url>" once it serves: (url, pid); stopped on exit."""
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=_env())
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         if not line.startswith("LISTENING "):
-            raise RuntimeError(f"latency proxy did not start: {line!r}")
+            raise RuntimeError(f"{what} did not start: {line!r}")
         yield line.split()[1], proc.pid
     finally:
         server.stop_process(proc)
+
+
+def latency_proxy(upstream: str, latency_ms: float,
+                  tls: tuple[str, str] | None = None) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """The stand-in proxy (bench/latency_proxy.py) as a subprocess in front of `upstream`: (url, pid)."""
+    args = [sys.executable, "-m", "audit_bedrock.standin.proxy", "--upstream", upstream, "--latency-ms",
+            str(latency_ms)]
+    if tls:
+        args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    return listening(args, "latency proxy")
+
+
+@contextmanager
+def standin(n: int, ns: argparse.Namespace) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """The stand-in serving the n-account bench organization: (url, pid, what seed_bench returns).
+
+    moto: a moto subprocess, seeded by bench/seed.py. replay: audit_bedrock.standin.replay serving
+    ns.recording (the template recorded once per run set) for n accounts; nothing is seeded."""
+    if ns.standin == "replay":
+        args = [sys.executable, "-m", "audit_bedrock.standin.replay", "--recording", str(ns.recording),
+                "--accounts", str(n)]
+        with listening(args, "replay stand-in") as (url, pid):
+            yield url, pid, {"management": ns.recording_management, "profiles": bench_mix(n), "seconds": 0.0}
+        return
+    with moto_server(ns.stock_moto) as (moto, moto_pid):
+        yield moto, moto_pid, seed(moto, n, ns.seed_workers)
+
+
+def record_template(ns: argparse.Namespace, directory: Path) -> float:
+    """Record moto's answers to the template organization, scanned once per region set; seconds taken.
+
+    Sets ns.recording (the saved Recording) and ns.recording_management."""
+    t0 = time.perf_counter()
+
+    def scan(url: str, regions: Sequence[str]) -> None:
+        run = run_scan(url, directory / f"template-{len(regions)}", ns.max_workers, ns.formats, None,
+                       tuple(regions))
+        if run["exit_code"] not in (0, 3):
+            raise RuntimeError(f"template scan failed (exit {run['exit_code']}):\n{run['stderr_tail']}")
+
+    rec = replay.record_bench(scan, [REGION_SETS[k] for k in ns.regions], env=_env())
+    ns.recording, ns.recording_management = directory / "recording.json", rec.management
+    rec.save(ns.recording)
+    return round(time.perf_counter() - t0, 2)
 
 
 def proxy_call(url: str, path: str, method: str = "GET", cafile: str | None = None) -> dict[str, Any]:
@@ -182,9 +233,9 @@ def measure(n: int, ns: argparse.Namespace) -> list[dict[str, Any]]:
     """Seed one organization of n accounts and scan it ns.repeat times with each region set of ns.regions."""
     workers = ns.max_workers or DEFAULT_WORKERS
     sizes: list[dict[str, Any]] = []
-    with moto_server(ns.stock_moto) as (moto, moto_pid):
-        seeded = seed(moto, n, ns.seed_workers)
-        print(f"[bench] {n} accounts seeded in {seeded['seconds']} s ({seeded['profiles']})", file=sys.stderr)
+    with standin(n, ns) as (moto, moto_pid, seeded):
+        print(f"[bench] {n} accounts on {ns.standin}, seeded in {seeded['seconds']} s ({seeded['profiles']})",
+              file=sys.stderr)
         with ExitStack() as stack:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
             cert, key, bundle = tls_material(Path(tmp)) if ns.tls else (None, None, None)
@@ -199,6 +250,8 @@ def measure(n: int, ns: argparse.Namespace) -> list[dict[str, Any]]:
                 for i in range(ns.repeat):
                     run = _one_run(proxy, proxy_pid, moto_pid, Path(tmp) / f"r{nregions}-run{i}", regions, cert,
                                    bundle, seeded, n, workers, ns)
+                    if ns.standin == "replay":
+                        _check_replay(moto, run)
                     runs.append(run)
                     print(f"[bench] {n} accounts x {nregions} regions run {i + 1}/{ns.repeat}: {run['wall_s']} s, "
                           f"{run['peak_rss_mb']} MB, {run['wire_calls']} calls, ratio {run['ratio']}, "
@@ -206,6 +259,14 @@ def measure(n: int, ns: argparse.Namespace) -> list[dict[str, Any]]:
                 sizes.append({"accounts": n, "regions": nregions, "seed_seconds": seeded["seconds"],
                               "profiles": seeded["profiles"], "runs": runs, "median": _medians(runs)})
     return sizes
+
+
+def _check_replay(url: str, run: dict[str, Any]) -> None:
+    """Fail the run if the replay stand-in met a request its recording does not hold (it answered 500)."""
+    stats = proxy_call(url, replay.CONTROL_PREFIX + "stats")
+    run["replay_stats"] = stats["stats"]
+    if stats["stats"].get("missed") or stats["misses"]:
+        raise RuntimeError(f"the replay stand-in could not answer: {stats['misses'][:10]}")
 
 
 def _one_run(proxy: str, proxy_pid: int, moto_pid: int, out: Path, regions: tuple[str, ...], cert: str | None,
@@ -291,9 +352,11 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"audit-bedrock benchmark, {result['started_at']}: {cfg['latency_ms']:g} ms per call"
              f"{' over TLS' if cfg.get('tls') else ''}, "
              f"max-workers {cfg['max_workers']}, median of {cfg['repeat']} run(s), "
-             f"{result['machine']['cpus']} CPUs (load {result['machine']['loadavg_at_start']})", "",
-             "| accounts | regions | wall s | lower bound s | ratio | peak RSS MB | scanner CPU s | ms CPU/call "
-             "| moto CPU s | moto ms/call | calls | calls/account | calls/account-region | repeated | load 1m |",
+             f"{result['machine']['cpus']} CPUs (load {result['machine']['loadavg_at_start']}), "
+             f"stand-in {cfg.get('standin', 'moto')}", "",
+             "| accounts | regions | wall s | lower bound s | ratio | peak RSS MB | scanner CPU s "
+             "| ms CPU/call | stand-in CPU s | stand-in ms/call | calls | calls/account | calls/account-region "
+             "| repeated | load 1m |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in result["sizes"]:
         m = {k: ("n/a" if v is None else v) for k, v in s["median"].items()}
@@ -324,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls", action="store_true",
                    help="the proxy serves HTTPS (self-signed, openssl) and the scanner verifies it against "
                         "certifi's bundle plus that certificate, as against real endpoints")
+    p.add_argument("--standin", choices=("moto", "replay"), default="moto",
+                   help="what answers the scanner: moto seeded with the N accounts (default), or the replay "
+                        "stand-in (audit_bedrock.standin.replay), moto's recorded answers for an 8-account "
+                        "template served for N accounts: no seeding, little CPU per call")
     p.add_argument("--stock-moto", action="store_true",
                    help="run moto as shipped: its per-request account lookup scans every account, so moto's "
                         "CPU per call grows with the organization (see audit_bedrock.standin.server)")
@@ -339,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "config": {"accounts": ns.accounts, "latency_ms": ns.latency_ms, "repeat": ns.repeat, "warmup": ns.warmup,
                    "tls": ns.tls, "moto": "stock" if ns.stock_moto else "standin key index (O(1) key lookup)",
+                   "standin": ns.standin,
                    "max_workers": ns.max_workers or DEFAULT_WORKERS,
                    "regions": {str(k): list(REGION_SETS[k]) for k in ns.regions},
                    "formats": ns.formats or "default"},
@@ -348,8 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not ns.no_startup:
         result["cli_startup"] = cli_startup()
-    for n in ns.accounts:
-        result["sizes"].extend(measure(n, ns))
+    with tempfile.TemporaryDirectory(prefix="bench-template-") as template:
+        if ns.standin == "replay":
+            result["template_recording_s"] = record_template(ns, Path(template))
+            print(f"[bench] template recorded on moto in {result['template_recording_s']} s", file=sys.stderr)
+        for n in ns.accounts:
+            result["sizes"].extend(measure(n, ns))
     walls = {s["accounts"]: s["median"]["wall_s"] for s in result["sizes"] if s["regions"] == ns.regions[-1]}
     sizes = sorted(walls)
     result["scaling"] = {f"{b}/{a}": round(walls[b] / walls[a], 2) for a, b in zip(sizes, sizes[1:], strict=False)

@@ -627,7 +627,12 @@ def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True) -
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for name, acct in pool.map(one, range(1, n)):
             accounts[name] = acct
+    return {"organization_id": org.id, "management": org.management, "accounts": accounts,
+            "profiles": bench_mix(n), "seconds": round(time.monotonic() - t0, 2)}
+
+
+def bench_mix(n: int) -> dict[str, int]:
+    """How many of seed_bench(n)'s accounts have each profile."""
     mix = Counter(bench_profile(i) for i in range(1, n))
     mix["disabled"] += 1  # the management account has nothing configured
-    return {"organization_id": org.id, "management": org.management, "accounts": accounts,
-            "profiles": dict(sorted(mix.items())), "seconds": round(time.monotonic() - t0, 2)}
+    return dict(sorted(mix.items()))

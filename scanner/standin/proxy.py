@@ -117,6 +117,12 @@ def _templates(service: str) -> dict[str, tuple[_Template, ...]]:
     return {m: tuple(ts) for m, ts in out.items()}
 
 
+def load_rest_models(services: Iterable[str]) -> None:
+    """Parse the REST operation templates of `services` now, rather than on the first request of each."""
+    for service in services:
+        _templates(service)
+
+
 def rest_operation(services: Iterable[str], method: str, path: str, query: dict[str, list[str]]) -> tuple[str, str]:
     """(botocore service, operation) of a REST request, by the most specific matching URI template.
 
@@ -460,6 +466,9 @@ class Proxy:
     # What moto cannot answer (cloudtrail:LookupEvents, LogGroup.deletionProtectionEnabled): answered or
     # amended here, in AWS's wire shape (audit_bedrock.standin.evidence); None forwards everything.
     answers: EvidenceAnswers | None = None
+    # Called with every forwarded request and the upstream's reply as it came (before `answers` amends it):
+    # the record-and-replay stand-in records its template this way (audit_bedrock.standin.replay).
+    recorder: Callable[[Request, Reply], None] | None = None
     _attempts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -663,6 +672,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = self._forward(req)
                 upstream_s = time.monotonic() - t_up
                 proxy.learn(req, reply.status, reply.body)
+                if proxy.recorder is not None:
+                    proxy.recorder(req, reply)
                 if proxy.answers is not None:
                     reply = Reply(reply.status, reply.headers,
                                   proxy.answers.amend(target, account, req.region, reply.status, reply.body),
