@@ -601,25 +601,44 @@ class Proxy:
         self._closing.wait(seconds)
 
 
-class _Server(ThreadingHTTPServer):
+class StandinServer(ThreadingHTTPServer):
+    """The stand-ins' threaded HTTP server: a thread per connection, a deep accept queue for bench bursts."""
+
     daemon_threads = True
     request_queue_size = 256
 
+
+class StandinHandler(BaseHTTPRequestHandler):
+    """What every stand-in handler shares: kept-alive HTTP/1.1, no access log, and sending a Reply."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status, reply.reason)
+        for k, v in reply.headers.items():
+            self.send_header(k, v)
+        if not any(k.lower() == "content-length" for k in reply.headers):
+            self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD" and reply.body:
+            self.wfile.write(reply.body)
+
+
+class _Server(StandinServer):
     def __init__(self, owner: Proxy, listen: tuple[str, int]) -> None:
         self.owner = owner
         super().__init__(listen, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StandinHandler):
     """Reads one request, applies latency and faults, forwards over a kept-alive upstream connection, records."""
 
     server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     _upstream: http.client.HTTPConnection | None = None
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -717,16 +736,6 @@ class _Handler(BaseHTTPRequestHandler):
         if req.method == "HEAD" and resp.getheader("Content-Length"):
             out["Content-Length"] = str(resp.getheader("Content-Length"))
         return Reply(resp.status, out, body, resp.reason)
-
-    def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status, reply.reason)
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        if "Content-Length" not in reply.headers:
-            self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        if self.command != "HEAD" and reply.body:
-            self.wfile.write(reply.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 

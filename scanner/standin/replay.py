@@ -32,12 +32,19 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from audit_bedrock.standin.estate import BENCH_OUS, BENCH_PROFILES, bench_profile
-from audit_bedrock.standin.proxy import Reply, Request, error_reply, load_rest_models, parse
+from audit_bedrock.standin.proxy import (
+    Reply,
+    Request,
+    StandinHandler,
+    StandinServer,
+    error_reply,
+    load_rest_models,
+    parse,
+)
 
 TEMPLATE_ACCOUNTS = 1 + len(BENCH_PROFILES)  # seed_bench(8): the management account and one member per profile
 CONTROL_PREFIX = "/__replay__/"
@@ -427,22 +434,16 @@ class Replay:
                     "recorded": len(self.rec.answers)}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
+class _Server(StandinServer):
     def __init__(self, replay: Replay, listen: tuple[str, int]) -> None:
         self.replay = replay
         super().__init__(listen, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(StandinHandler):
+    """Answers one request from the Replay (or its stats under CONTROL_PREFIX)."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+    server: _Server
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -460,16 +461,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.replay._count("missed")
             reply = Reply(500, {"Content-Type": "text/plain"}, f"replay: {exc!r}".encode())
         self._send(reply)
-
-    def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status, reply.reason)
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        if not any(k.lower() == "content-length" for k in reply.headers):
-            self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        if self.command != "HEAD" and reply.body:
-            self.wfile.write(reply.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 

@@ -36,15 +36,8 @@ def start(proxy: Proxy, out: Path, *extra: str) -> subprocess.Popen[str]:
 
 def wait_until(proc: subprocess.Popen[str], proxy: Proxy, done: Callable[[list[Seen]], bool],
                timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not done(proxy.seen()):
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the scan ended (exit {proc.returncode}) before the moment to interrupt it:\n{err[-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("timed out waiting for the moment to interrupt")
-        time.sleep(0.05)
+    """Wait until what the proxy has seen satisfies `done` (the moment to interrupt the scan)."""
+    wait_for(proc, lambda: done(proxy.seen()), timeout, "the moment to interrupt it")
 
 
 def member_accounts(seen: list[Seen]) -> list[str]:
@@ -252,15 +245,17 @@ def scan_process(endpoint: str, out: Path, *extra: str, **env: str) -> subproces
         env=cli_env(endpoint, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(proc: subprocess.Popen[str], done: Callable[[], bool], timeout: float = 120) -> None:
+def wait_for(proc: subprocess.Popen[str], done: Callable[[], bool], timeout: float = 120,
+             moment: str = "the scan to reach the black hole") -> None:
+    """Poll `done` until it holds; fail if the scan ends first or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while not done():
         if proc.poll() is not None:
             _, err = proc.communicate()
-            pytest.fail(f"the scan ended (exit {proc.returncode}) too early:\n{err[-2000:]}")
+            pytest.fail(f"the scan ended (exit {proc.returncode}) before {moment}:\n{err[-2000:]}")
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("timed out waiting for the scan to reach the black hole")
+            pytest.fail(f"timed out waiting for {moment}")
         time.sleep(0.05)
 
 

@@ -255,12 +255,7 @@ def test_every_report_goes_through_write_atomic(tmp_path: Path, monkeypatch: pyt
     """The CLI writes each report (and the facts file) through write_atomic, nothing directly."""
     from audit_bedrock.cli import main
 
-    facts = tmp_path / "facts.json"
-    facts.write_text(json.dumps({"format": "audit-bedrock-facts", "version": 1,
-                                 "scan": {"caller_account": "111111111111", "regions": ["us-east-1"]},
-                                 "accounts": [{"account_id": "111111111111", "account_name": "a", "status": "scanned",
-                                               "regions": [{"account_id": "111111111111", "region": "us-east-1",
-                                                            "status": "scanned", "logging": {"enabled": False}}]}]}))
+    facts = _facts_file(tmp_path)
     written: list[Path] = []
     real = output.write_atomic
 
