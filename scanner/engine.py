@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jmespath
 import jmespath.exceptions
@@ -81,10 +82,23 @@ class StepBudget:
         self.rule_id = rule_id
         self.limit = limit
         self.left = limit
+        self._interpreter: _BoundedInterpreter | None = None
+
+    def interpreter(self) -> _BoundedInterpreter:
+        """The interpreter that counts against this budget (one per budget: made on first use)."""
+        if self._interpreter is None:
+            self._interpreter = _BoundedInterpreter(self)
+        return self._interpreter
 
 
 class _BoundedInterpreter(jmespath.visitor.TreeInterpreter):
-    """jmespath's interpreter, counting every node it visits against a StepBudget."""
+    """jmespath's interpreter, counting every node it visits against a StepBudget.
+
+    `visit` does what jmespath's Visitor.visit does (dispatch on the node's type) plus the count, in one call: it
+    runs for every node of every rule on every account and region. The methods are looked up once per node type
+    for the whole process (the class's functions, not one instance's bound methods)."""
+
+    _methods: ClassVar[dict[str, Callable[..., Any]]] = {}
 
     def __init__(self, budget: StepBudget) -> None:
         super().__init__(_OPTIONS)
@@ -97,14 +111,18 @@ class _BoundedInterpreter(jmespath.visitor.TreeInterpreter):
             raise EvaluationLimitError(f"rule {budget.rule_id} exceeded the evaluation bound of {budget.limit:,} "
                                        "JMESPath steps for one account or region (a rule expression that grows "
                                        "exponentially, such as [@,@][] chained?)")
-        return super().visit(node, *args, **kwargs)
+        kind = node["type"]
+        method = self._methods.get(kind)
+        if method is None:
+            method = self._methods[kind] = getattr(type(self), f"visit_{kind}", type(self).default_visit)
+        return method(self, node, *args, **kwargs)
 
 
 def search(expr: ParsedResult, data: Any, budget: StepBudget | None = None) -> Any:
     """Evaluate a compiled expression with the custom functions; with a budget, within its steps."""
     if budget is None:
         return expr.search(data, options=_OPTIONS)
-    return _BoundedInterpreter(budget).visit(expr.parsed, data)
+    return budget.interpreter().visit(expr.parsed, data)
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,8 @@ def test_throttling_stays_with_the_throttled_account(throttled: int, calm_calls:
     assert wire.seen.count("AKIAcalm") == calm_calls  # never retried, never limited
     retries = sessions.retries("kms", REGION)
     assert retries is not None
-    _, hot = retries.state("hot")
-    _, calm = retries.state("calm")
+    hot = retries.state("hot").limiter
+    calm = retries.state("calm").limiter
     assert hot._enabled is True  # the adaptive limiter of the throttled account now paces it ...
     assert calm._enabled is False  # ... and only it
 
@@ -153,3 +153,32 @@ def test_retry_states_live_while_their_account_is_scanned(accounts: list[str], e
     retries = sessions.retries("kms", REGION)
     assert retries is not None
     assert set(retries._states) == kept
+
+
+@pytest.mark.parametrize("event", [
+    pytest.param("request-created.kms.ListAliases", id="request-created"),
+    pytest.param("before-send.kms.ListAliases", id="before-send"),
+    pytest.param("needs-retry.kms.ListAliases", id="needs-retry"),
+    pytest.param("after-call.kms.ListAliases", id="after-call"),
+])
+def test_retry_handlers_are_called_as_botocores_emitter_calls_them(event: str) -> None:
+    """KeyedRetries calls botocore's retry handlers directly (no emitter per account): the same handlers, in the
+    order botocore's HierarchicalEmitter calls them for that event (the more specific event name first)."""
+    from types import SimpleNamespace
+
+    from botocore.hooks import HierarchicalEmitter
+    from botocore.retries import adaptive
+
+    sessions = Sessions(endpoint_url=NOWHERE)
+    c = sessions.client("kms", REGION, creds("a"), "a")
+    retries = sessions.retries("kms", REGION)
+    assert retries is not None
+    emitter = HierarchicalEmitter()
+    stub = SimpleNamespace(meta=SimpleNamespace(events=emitter, service_model=c.meta.service_model,
+                                                config=c.meta.config))
+    standard.register_retry_handler(stub, max_attempts=MAX_ATTEMPTS)
+    adaptive.register_retry_handler(stub)
+    expected = [h.__qualname__ for h in emitter._handlers.prefix_search(event)]
+    got = [h.__qualname__ for h in retries.state("a").handlers.get(event.split(".")[0], ())]
+    assert got == expected
+    assert got  # every one of the four events has a retry handler

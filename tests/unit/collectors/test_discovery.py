@@ -166,7 +166,7 @@ def test_clients_use_adaptive_retries_and_timeouts() -> None:
         retries = sessions.retries("bedrock", "us-east-1")
         assert cfg.retries["total_max_attempts"] == 1 and retries is not None
         assert retries._max_attempts == MAX_ATTEMPTS >= 8
-        assert isinstance(retries.state(CALLER)[1], ClientRateLimiter)
+        assert isinstance(retries.state(CALLER).limiter, ClientRateLimiter)
         assert cfg.connect_timeout and cfg.read_timeout
 
 
