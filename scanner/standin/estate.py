@@ -643,9 +643,10 @@ def bench_ou(i: int) -> str:
     return ous[i % len(ous)]
 
 
-def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True) -> dict[str, Any]:
+def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True,
+               used: dt.datetime | None = None) -> dict[str, Any]:
     """An organization of n accounts (the management account counts as one), account i with bench_profile(i)
-    in OU bench_ou(i), SCPs as BENCH_SCPS; invocations at bench_used_at().
+    in OU bench_ou(i), SCPs as BENCH_SCPS; invocations at `used` (default bench_used_at()).
 
     Returns {"organization_id", "management", "accounts": {name: id}, "profiles": {profile: count}, "ous",
     "scps", "seconds"}.
@@ -657,7 +658,7 @@ def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True) -
     for ou, (name, content) in BENCH_SCPS.items():
         scp(org, name, content, ou)
     mgmt("ec2", "us-east-1").describe_regions(AllRegions=True)
-    used = bench_used_at()
+    used = used or bench_used_at()
 
     def one(i: int) -> tuple[str, str]:
         name = f"bench-{i:05d}"

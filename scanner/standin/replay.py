@@ -509,16 +509,16 @@ class ReplayServer:
 
 
 def record_bench(scan: Callable[[str, Sequence[str]], None], region_sets: Iterable[Sequence[str]],
-                 env: Mapping[str, str] | None = None) -> Recording:
+                 env: Mapping[str, str] | None = None, used: dt.datetime | None = None) -> Recording:
     """Seed seed_bench(TEMPLATE_ACCOUNTS) into a fresh moto subprocess and record `scan(url, regions)` of it
-    through the stand-in proxy, once per region set."""
+    through the stand-in proxy, once per region set (`used`: when its Bedrock was invoked, as seed_bench)."""
     from audit_bedrock.standin import server
     from audit_bedrock.standin.estate import seed_bench
     from audit_bedrock.standin.evidence import EvidenceAnswers
     from audit_bedrock.standin.proxy import Proxy
 
     with server.process(key_index=True, env=env) as moto:
-        seeded = seed_bench(moto.url, TEMPLATE_ACCOUNTS, workers=1)
+        seeded = seed_bench(moto.url, TEMPLATE_ACCOUNTS, workers=1, used=used)
         templates = {bench_profile(int(name.removeprefix("bench-"))): acct
                      for name, acct in seeded["accounts"].items() if name != "management"}
         rec = Recording(seeded["management"], seeded["organization_id"], templates)

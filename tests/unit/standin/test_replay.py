@@ -15,7 +15,14 @@ import boto3
 import pytest
 
 from audit_bedrock.standin import replay, server
-from audit_bedrock.standin.estate import BENCH_REGIONS, BENCH_USE, bench_ou, bench_profile, seed_bench
+from audit_bedrock.standin.estate import (
+    BENCH_REGIONS,
+    BENCH_USE,
+    bench_ou,
+    bench_profile,
+    bench_used_at,
+    seed_bench,
+)
 from audit_bedrock.standin.evidence import EvidenceAnswers
 from audit_bedrock.standin.proxy import Proxy, Reply, Request, parse
 from tests.conftest import FAKE_ENV, cli_env, run_cli
@@ -67,11 +74,12 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("replay")
+    used = bench_used_at()  # one day of use for the template and the organization, even across midnight
     rec = replay.record_bench(lambda url, regions: run_cli(
         ["--org", "--regions", ",".join(regions), "--output-dir", str(tmp / "template"), "-q", "-q",
-         "--fail-on", "none"], url).check_returncode(), [BENCH_REGIONS], env=cli_env(None))
+         "--fail-on", "none"], url).check_returncode(), [BENCH_REGIONS], env=cli_env(None), used=used)
     with server.process(key_index=True, env=cli_env(None)) as moto:
-        seeded = seed_bench(moto.url, N)
+        seeded = seed_bench(moto.url, N, used=used)
         on_moto = scan(moto.url, tmp / "moto")
         org = boto3.client("organizations", region_name="us-east-1", endpoint_url=moto.url,
                            aws_access_key_id="bench", aws_secret_access_key="bench")

@@ -343,8 +343,8 @@ def test_bench_evidence_is_where_bench_use_says() -> None:
     """Invocations where BENCH_USE names a region, delivered logs (objects or the Bedrock stream) only where it
     says True; the SCPs of BENCH_SCPS on their OUs, nothing on an account."""
     with moto_process() as url:
-        seeded = estate.seed_bench(url, 8, workers=2, warm_ec2=False)
         used = estate.bench_used_at()
+        seeded = estate.seed_bench(url, 8, workers=2, warm_ec2=False, used=used)
         acct = {estate.bench_profile(i): seeded["accounts"][f"bench-{i:05d}"] for i in range(1, 8)}
         c = {name: estate.ActAs(url, a) for name, a in acct.items()}
         cases = [  # (profile, region index, kind of destination, its name, invoked, delivered)
