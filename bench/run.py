@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_bedrock.standin import replay, server
-from audit_bedrock.standin.estate import bench_mix
+from audit_bedrock.standin.estate import bench_mix, bench_ous
 
 HERE = Path(__file__).resolve().parent
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")  # the seeded ones (standin.estate.BENCH_REGIONS)
@@ -119,7 +119,7 @@ def latency_proxy(upstream: str, latency_ms: float,
                   tls: tuple[str, str] | None = None) -> contextlib.AbstractContextManager[tuple[str, int]]:
     """The stand-in proxy (bench/latency_proxy.py) as a subprocess in front of `upstream`: (url, pid)."""
     args = [sys.executable, "-m", "audit_bedrock.standin.proxy", "--upstream", upstream, "--latency-ms",
-            str(latency_ms)]
+            str(latency_ms), "--backdate-ingestion"]  # the bench's log streams: ingested when their events happened
     if tls:
         args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     return listening(args, "latency proxy")
@@ -135,7 +135,8 @@ def standin(n: int, ns: argparse.Namespace) -> Iterator[tuple[str, int, dict[str
         args = [sys.executable, "-m", "audit_bedrock.standin.replay", "--recording", str(ns.recording),
                 "--accounts", str(n)]
         with listening(args, "replay stand-in") as (url, pid):
-            yield url, pid, {"management": ns.recording_management, "profiles": bench_mix(n), "seconds": 0.0}
+            yield url, pid, {"management": ns.recording_management, "profiles": bench_mix(n),
+                             "ous": bench_ous(n), "seconds": 0.0}
         return
     with moto_server(ns.stock_moto) as (moto, moto_pid):
         yield moto, moto_pid, seed(moto, n, ns.seed_workers)
@@ -257,7 +258,8 @@ def measure(n: int, ns: argparse.Namespace) -> list[dict[str, Any]]:
                           f"{run['peak_rss_mb']} MB, {run['wire_calls']} calls, ratio {run['ratio']}, "
                           f"load {run['loadavg_1m']}", file=sys.stderr)
                 sizes.append({"accounts": n, "regions": nregions, "seed_seconds": seeded["seconds"],
-                              "profiles": seeded["profiles"], "runs": runs, "median": _medians(runs)})
+                              "profiles": seeded["profiles"], "ous": seeded.get("ous"), "runs": runs,
+                              "median": _medians(runs)})
     return sizes
 
 

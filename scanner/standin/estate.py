@@ -5,8 +5,9 @@ and creates exactly what its docstring says. Two estates are made of them:
 
 - `seed_demo`: the demo organization (`audit-bedrock --demo`, and most end-to-end tests); every catalog
   rule but SCAN-001/SCAN-002 fires in it, and tests/e2e/test_demo_estate.py pins the exact set;
-- `seed_bench`: the benchmark's N-account organization, account i with profile BENCH_PROFILES[i % 7], so
-  every estate of the same size has the same mix.
+- `seed_bench`: the benchmark's N-account organization, account i with profile BENCH_PROFILES[i % 7] in OU
+  BENCH_OUS[i % 4], SCPs on two OUs, Bedrock used where BENCH_USE says: every estate of the same size has the
+  same mix.
 """
 
 from __future__ import annotations
@@ -524,31 +525,57 @@ def seed_demo_evidence(org: Organization, ids: dict[str, str], member: Callable[
         put_invocations_on(member(name), region, used, {"anthropic.claude-3-5-sonnet-20240620-v1:0": 58})
 
 
-# --- the benchmark's mix: seven profiles over BENCH_REGIONS ---
+# --- the benchmark's mix: seven profiles over BENCH_REGIONS, and two SCPs on OUs ---
+
+# The SCPs of seed_bench's organization: OU name -> (policy name, content). Attached to OUs, never to accounts,
+# so every bench organization of any size has the same ones (the replay stand-in maps OUs through its layout).
+# Prod's denies both logging changes, Dev's only the deletion (BIL-024 names Put as open); Sandbox, Shared and
+# the management account (in the root) have none.
+BENCH_SCPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Prod": ("protect-bedrock-logging", PROTECT_LOGGING_SCP),
+    "Dev": ("no-deleting-bedrock-logging", DELETE_ONLY_SCP),
+}
+BENCH_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def bench_used_at(now: dt.datetime | None = None) -> dt.datetime:
+    """When the bench's Bedrock invocations happened: 12:00 UTC two days before `now` (default: the clock), so
+    every estate seeded on one day has the same times (its log objects' keys, its streams' events)."""
+    day = (now or dt.datetime.now(dt.UTC)).date() - dt.timedelta(days=2)
+    return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
+
 
 def _delivery(c: Clients, account: str, name: str, group: str | None) -> str:
     """A Bedrock delivery role, with write permissions on `group` in any region (None: no permissions)."""
     return delivery_role(c, name, trust(None), inline=log_write_policy(account, "*", group) if group else None)
 
 
-def p_compliant(c: Clients, account: str) -> None:
-    """S3 delivery of every data type in every region: documented policy, SSE-KMS, no ACLs, lifecycle."""
+def p_compliant(c: Clients, account: str, used: dt.datetime) -> None:
+    """S3 delivery of every data type in every region: documented policy, SSE-KMS, no ACLs, lifecycle; the
+    bucket versioned with Object Lock; Bedrock used in every region and its logs delivered."""
     for region in BENCH_REGIONS:
         name = f"bench-logs-{account}-{region}"
         log_bucket(c, account, region, name, "bedrock", kms=kms_key(c, account, region))
+        keep_objects(c, region, name)
         put_logging(c, region, {**s3_config(name, "bedrock"), **ALL_TYPES})
+        put_invocations_on(c, region, used, {BENCH_MODEL: 120})
+        delivered_logs(c, account, region, name, "bedrock", used)
 
 
-def p_cloudwatch_images(c: Clients, account: str) -> None:
-    """CloudWatch with image delivery and no large-data bucket in two regions; third region disabled."""
+def p_cloudwatch_images(c: Clients, account: str, used: dt.datetime) -> None:
+    """CloudWatch with image delivery and no large-data bucket in two regions; third region disabled. Bedrock
+    used in the first region, whose log group ingests its logs."""
     role = _delivery(c, account, "BedrockLogsRole", "/bedrock/invocations")
     for region in BENCH_REGIONS[:2]:
         log_group(c, region, "/bedrock/invocations")
         put_logging(c, region, {"cloudWatchConfig": cloudwatch_config("/bedrock/invocations", role), **ALL_TYPES})
+    put_invocations_on(c, BENCH_REGIONS[0], used, {BENCH_MODEL: 40})
+    delivered_events(c, BENCH_REGIONS[0], "/bedrock/invocations", used)
 
 
-def p_cloudwatch_large(c: Clients, account: str) -> None:
-    """CloudWatch plus a large-data bucket in every region."""
+def p_cloudwatch_large(c: Clients, account: str, used: dt.datetime) -> None:
+    """CloudWatch plus a large-data bucket in every region. Bedrock used in the first region, whose log group
+    ingests its logs (the large-data bucket is never read)."""
     role = _delivery(c, account, "BedrockLogsRole", "/bedrock/invocations")
     for region in BENCH_REGIONS:
         log_group(c, region, "/bedrock/invocations")
@@ -556,13 +583,15 @@ def p_cloudwatch_large(c: Clients, account: str) -> None:
         bucket(c, region, large)
         put_logging(c, region, {"cloudWatchConfig": cloudwatch_config("/bedrock/invocations", role,
                                                                       (large, "large")), **ALL_TYPES})
+    put_invocations_on(c, BENCH_REGIONS[0], used, {BENCH_MODEL: 15, "amazon.titan-embed-text-v2:0": 5})
+    delivered_events(c, BENCH_REGIONS[0], "/bedrock/invocations", used)
 
 
-def p_disabled(c: Clients, account: str) -> None:
+def p_disabled(c: Clients, account: str, used: dt.datetime) -> None:
     """Nothing configured anywhere."""
 
 
-def p_partial_types(c: Clients, account: str) -> None:
+def p_partial_types(c: Clients, account: str, used: dt.datetime) -> None:
     """S3 delivery without video and audio in one region, text only in another."""
     partial = {**ALL_TYPES, "videoDataDeliveryEnabled": False, "audioDataDeliveryEnabled": False}
     text = {**dict.fromkeys(ALL_TYPES, False), "textDataDeliveryEnabled": True}
@@ -572,7 +601,7 @@ def p_partial_types(c: Clients, account: str) -> None:
         put_logging(c, region, {**s3_config(name, "bedrock"), **types})
 
 
-def p_dangling(c: Clients, account: str) -> None:
+def p_dangling(c: Clients, account: str, used: dt.datetime) -> None:
     """Logging that goes nowhere: a missing log group and role; a missing bucket; an orphaned role."""
     put_logging(c, BENCH_REGIONS[0], {"cloudWatchConfig": cloudwatch_config(
         "/bedrock/gone", f"arn:aws:iam::{account}:role/GoneRole"), **ALL_TYPES})
@@ -580,20 +609,27 @@ def p_dangling(c: Clients, account: str) -> None:
     _delivery(c, account, "OrphanedBedrockRole", "/bedrock/old")
 
 
-def p_mixed(c: Clients, account: str) -> None:
-    """One region to S3, one to CloudWatch with a role lacking permissions, one disabled."""
+def p_mixed(c: Clients, account: str, used: dt.datetime) -> None:
+    """One region to S3, one to CloudWatch with a role lacking permissions, one disabled. Bedrock used in the
+    CloudWatch region, whose log group never receives anything (BIL-022)."""
     name = f"bench-mixed-{account}"
     bucket(c, BENCH_REGIONS[0], name)
     put_logging(c, BENCH_REGIONS[0], {**s3_config(name, "bedrock"), **ALL_TYPES})
     role = _delivery(c, account, "WeakRole", None)
     log_group(c, BENCH_REGIONS[2], "/bedrock/mixed")
     put_logging(c, BENCH_REGIONS[2], {"cloudWatchConfig": cloudwatch_config("/bedrock/mixed", role), **ALL_TYPES})
+    put_invocations_on(c, BENCH_REGIONS[2], used, {BENCH_MODEL: 9})
 
 
-Profile = Callable[[Clients, str], None]
+Profile = Callable[[Clients, str, dt.datetime], None]
 BENCH_PROFILES: dict[str, Profile] = {
     "compliant": p_compliant, "cloudwatch_images": p_cloudwatch_images, "cloudwatch_large": p_cloudwatch_large,
     "disabled": p_disabled, "partial_types": p_partial_types, "dangling": p_dangling, "mixed": p_mixed}
+# Where each profile's Bedrock was used in the lookback (BENCH_REGIONS indexes) and whether its logs arrived:
+# profile -> {region index: delivered}. The scan reads the delivery evidence exactly there (BIL-022 where False).
+BENCH_USE: dict[str, dict[int, bool]] = {
+    "compliant": {0: True, 1: True, 2: True}, "cloudwatch_images": {0: True}, "cloudwatch_large": {0: True},
+    "mixed": {2: False}}
 
 
 def bench_profile(i: int) -> str:
@@ -601,22 +637,34 @@ def bench_profile(i: int) -> str:
     return list(BENCH_PROFILES)[i % len(BENCH_PROFILES)]
 
 
-def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True) -> dict[str, Any]:
-    """An organization of n accounts (the management account counts as one), account i with bench_profile(i).
+def bench_ou(i: int) -> str:
+    """The OU of member account i (1-based; the management account stays in the root)."""
+    ous = list(BENCH_OUS)
+    return ous[i % len(ous)]
 
-    Returns {"organization_id", "management", "accounts": {name: id}, "profiles": {profile: count}, "seconds"}.
+
+def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True,
+               used: dt.datetime | None = None) -> dict[str, Any]:
+    """An organization of n accounts (the management account counts as one), account i with bench_profile(i)
+    in OU bench_ou(i), SCPs as BENCH_SCPS; invocations at `used` (default bench_used_at()).
+
+    Returns {"organization_id", "management", "accounts": {name: id}, "profiles": {profile: count}, "ous",
+    "scps", "seconds"}.
     """
     t0 = time.monotonic()
     mgmt = ActAs(endpoint, None)
     org = organization(mgmt, BENCH_OUS)
-    ous = list(BENCH_OUS)
+    mgmt("organizations").enable_policy_type(RootId=org.root, PolicyType="SERVICE_CONTROL_POLICY")
+    for ou, (name, content) in BENCH_SCPS.items():
+        scp(org, name, content, ou)
     mgmt("ec2", "us-east-1").describe_regions(AllRegions=True)
+    used = used or bench_used_at()
 
     def one(i: int) -> tuple[str, str]:
         name = f"bench-{i:05d}"
-        acct = org.add_account(name, ous[i % len(ous)])  # ActAs: this thread's own client
+        acct = org.add_account(name, bench_ou(i))  # ActAs: this thread's own client
         c = ActAs(endpoint, acct)
-        BENCH_PROFILES[bench_profile(i)](c, acct)
+        BENCH_PROFILES[bench_profile(i)](c, acct, used)
         # moto builds an account's EC2 backend (default VPCs, AMIs...) on its first EC2 call, ~45 ms of its
         # CPU; real AWS has no such cost, so the seeder pays it instead of the first timed scan.
         if warm_ec2:
@@ -628,7 +676,15 @@ def seed_bench(endpoint: str, n: int, workers: int = 8, warm_ec2: bool = True) -
         for name, acct in pool.map(one, range(1, n)):
             accounts[name] = acct
     return {"organization_id": org.id, "management": org.management, "accounts": accounts,
-            "profiles": bench_mix(n), "seconds": round(time.monotonic() - t0, 2)}
+            "profiles": bench_mix(n), "ous": bench_ous(n), "scps": {ou: name for ou, (name, _) in BENCH_SCPS.items()},
+            "seconds": round(time.monotonic() - t0, 2)}
+
+
+def bench_ous(n: int) -> dict[str, int]:
+    """How many of seed_bench(n)'s member accounts are in each OU ("root": the management account)."""
+    mix = Counter(bench_ou(i) for i in range(1, n))
+    mix["root"] += 1
+    return dict(sorted(mix.items()))
 
 
 def bench_mix(n: int) -> dict[str, int]:

@@ -6,6 +6,10 @@
   (the JSON protocol's timestamp format); `CloudTrailEvent` is the event record as a JSON string.
 - `logs:DescribeLogGroups`: moto never returns `LogGroup.deletionProtectionEnabled` (botocore >= 1.41.3);
   the proxy adds `true` to the groups in `protected_log_groups`.
+- `logs:DescribeLogStreams`, with `backdate_ingestion` (the benchmark's): moto stamps `lastIngestionTime` with
+  the moment of the PutLogEvents call, so an estate seeded minutes apart answers differently; the proxy
+  gives each stream its `lastEventTimestamp` instead, as if AWS had ingested the seeded events when they
+  happened (LogStream in botocore's logs model).
 
 Only the stand-in (demo, tests, benchmark) uses this; the scanner never does. Standard library only: the
 proxy imports it.
@@ -22,6 +26,7 @@ from typing import Any
 
 LOOKUP_TARGET = "CloudTrail_20131101.LookupEvents"
 LOG_GROUPS_TARGET = "Logs_20140328.DescribeLogGroups"
+LOG_STREAMS_TARGET = "Logs_20140328.DescribeLogStreams"
 JSON_11 = "application/x-amz-json-1.1"
 
 
@@ -62,6 +67,7 @@ class EvidenceAnswers:
     caller: str | None = None
     deletions: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     protected_log_groups: set[tuple[str, str, str]] = field(default_factory=set)
+    backdate_ingestion: bool = False
     answered: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +100,12 @@ class EvidenceAnswers:
 
     def amend(self, target: str, account: str | None, region: str, status: int, body: bytes) -> bytes:
         """A forwarded reply with what moto leaves out."""
+        if status == 200 and self.backdate_ingestion and target.endswith(LOG_STREAMS_TARGET):
+            streams = json.loads(body)
+            for stream in streams.get("logStreams") or []:
+                if "lastIngestionTime" in stream and stream.get("lastEventTimestamp") is not None:
+                    stream["lastIngestionTime"] = stream["lastEventTimestamp"]
+            return json.dumps(streams).encode()
         if status != 200 or not target.endswith(LOG_GROUPS_TARGET) or not self.protected_log_groups:
             return body
         doc = json.loads(body)

@@ -749,12 +749,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM) ...")
     p.add_argument("--tls-key", help="... and this key")
+    p.add_argument("--backdate-ingestion", action="store_true",
+                   help="DescribeLogStreams: lastIngestionTime := lastEventTimestamp (the benchmark's estate)")
     ns = p.parse_args(argv)
     if bool(ns.tls_cert) != bool(ns.tls_key):
         p.error("--tls-cert and --tls-key go together")
     # LookupEvents is answered (no event), never forwarded: moto's 500 would be retried, i.e. repeated.
     proxy = Proxy(ns.upstream, latency_s=ns.latency_ms / 1000.0, port=ns.port,
-                  tls=(ns.tls_cert, ns.tls_key) if ns.tls_cert else None, answers=EvidenceAnswers())
+                  tls=(ns.tls_cert, ns.tls_key) if ns.tls_cert else None,
+                  answers=EvidenceAnswers(backdate_ingestion=ns.backdate_ingestion))
     proxy.bind()
     print(f"LISTENING {proxy.url}", flush=True)
     proxy.serve_forever()

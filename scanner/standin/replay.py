@@ -16,7 +16,11 @@
 # says whom it acts for. The Organizations reads that list the organization (ListAccountsForParent,
 # ListOrganizationalUnitsForParent, ListAccounts, ListParents, DescribeAccount) are answered from the layout
 # in moto's JSON (moto/organizations/responses.py) with moto's page sizes (moto/organizations/utils.py
-# PAGINATION_MODEL). A request the recording does not hold is answered HTTP 500 and logged: nothing is made up.
+# PAGINATION_MODEL). The other caller-side reads, ListRoots, DescribeOrganization and the SCP reads
+# (ListPolicies, DescribePolicy, ListTargetsForPolicy), are the template management account's recorded
+# answers with the ids rewritten: the bench attaches its SCPs to OUs only (estate.BENCH_SCPS), so their
+# targets map to the layout's OUs whatever N is; policy ids stay the template's. A request the recording does
+# not hold is answered HTTP 500 and logged: nothing is made up.
 
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit_bedrock.standin.estate import BENCH_OUS, BENCH_PROFILES, bench_profile
+from audit_bedrock.standin.estate import BENCH_OUS, BENCH_PROFILES, bench_ou, bench_profile
 from audit_bedrock.standin.proxy import (
     Reply,
     Request,
@@ -52,8 +56,13 @@ CONTROL_PREFIX = "/__replay__/"
 # for HEAD, which has no body to count).
 _SKIP_HEADERS = frozenset({"date", "server", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
                            "upgrade", "proxy-connection"})
-# The request parameters that carry the current time: left out of the look-up key. Their answers in the
-# template hold no data point (the bench seeds no metric), so they do not depend on the window.
+# The request parameters that carry the current time: left out of the look-up key. The template's answers
+# hold the Invocations the bench seeds two days before the recording (estate.bench_used_at), and a replay
+# runs minutes or hours after its recording, in the same run set: those points stay inside any window the
+# scan asks for (the lookback, at most 14 days) for days, and the day of use, which later requests (the
+# delivered-object listing's StartAfter) are derived from, does not move. Nothing in the bench's requests
+# derives from the current day itself (no S3 destination that received nothing, whose second listing starts
+# at the window's first day).
 TIME_PARAMS: dict[str, frozenset[str]] = {
     "GetMetricData": frozenset({"StartTime", "EndTime"}),
     "GetMetricStatistics": frozenset({"StartTime", "EndTime"}),
@@ -227,12 +236,11 @@ def bench_layout(rec: Recording, n: int, first_id: int = 100_000_000_000) -> Lay
     root, ous, accounts = template_org(rec)
     mgmt = accounts[rec.management]
     members = [Member(rec.management, mgmt["Name"], mgmt["Email"], root, rec.management)]
-    names = list(BENCH_OUS)
     for i in range(1, n):
         name = f"bench-{i:05d}"
-        members.append(Member(f"{first_id + i:012d}", name, f"{name}@example.com", ous[names[i % len(names)]],
+        members.append(Member(f"{first_id + i:012d}", name, f"{name}@example.com", ous[bench_ou(i)],
                               rec.templates[bench_profile(i)]))
-    return Layout(rec.organization_id, root, tuple((k, ous[k]) for k in names), tuple(members))
+    return Layout(rec.organization_id, root, tuple((k, ous[k]) for k in BENCH_OUS), tuple(members))
 
 
 def organization_layout(org: Any, rec: Recording) -> Layout:
@@ -280,6 +288,11 @@ class Replay:
         if clash:
             raise ValueError(f"member ids {clash[:5]} are also template ids")
         self.inverse = {v: k for k, v in self.base.items()}
+        on_accounts = sorted({t.get("TargetId", "?") for body in rec.bodies("organizations", "ListTargetsForPolicy")
+                              for t in body.get("Targets") or [] if t.get("Type") == "ACCOUNT"})
+        if on_accounts:  # an account target would not map to the layout's members: refuse, never answer wrong
+            raise ValueError(f"the recording attaches SCPs to accounts {on_accounts[:5]}: only the root and OUs "
+                             "map through a layout")
         self.stats: Counter[str] = Counter()
         self.misses: list[str] = []
         self._lock = threading.Lock()
@@ -496,20 +509,20 @@ class ReplayServer:
 
 
 def record_bench(scan: Callable[[str, Sequence[str]], None], region_sets: Iterable[Sequence[str]],
-                 env: Mapping[str, str] | None = None) -> Recording:
+                 env: Mapping[str, str] | None = None, used: dt.datetime | None = None) -> Recording:
     """Seed seed_bench(TEMPLATE_ACCOUNTS) into a fresh moto subprocess and record `scan(url, regions)` of it
-    through the stand-in proxy, once per region set."""
+    through the stand-in proxy, once per region set (`used`: when its Bedrock was invoked, as seed_bench)."""
     from audit_bedrock.standin import server
     from audit_bedrock.standin.estate import seed_bench
     from audit_bedrock.standin.evidence import EvidenceAnswers
     from audit_bedrock.standin.proxy import Proxy
 
     with server.process(key_index=True, env=env) as moto:
-        seeded = seed_bench(moto.url, TEMPLATE_ACCOUNTS, workers=1)
+        seeded = seed_bench(moto.url, TEMPLATE_ACCOUNTS, workers=1, used=used)
         templates = {bench_profile(int(name.removeprefix("bench-"))): acct
                      for name, acct in seeded["accounts"].items() if name != "management"}
         rec = Recording(seeded["management"], seeded["organization_id"], templates)
-        with Proxy(moto.url, answers=EvidenceAnswers(), recorder=rec.recorder()) as proxy:
+        with Proxy(moto.url, answers=EvidenceAnswers(backdate_ingestion=True), recorder=rec.recorder()) as proxy:
             for regions in region_sets:
                 scan(proxy.url, regions)
     return rec

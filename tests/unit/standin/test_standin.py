@@ -20,6 +20,7 @@ import pytest
 
 from audit_bedrock import policy
 from audit_bedrock.standin import estate, server
+from audit_bedrock.standin.evidence import LOG_STREAMS_TARGET, EvidenceAnswers
 from audit_bedrock.standin.proxy import DENY, THROTTLE, Proxy, Rule, deny_reply, match, parse
 from tests.conftest import moto_process
 
@@ -315,3 +316,85 @@ def test_bench_profiles_build_what_they_claim() -> None:
         assert "s3Config" in mixed[0] and not mixed[1] and "cloudWatchConfig" in mixed[2]
         weak = c["mixed"]("iam").list_role_policies(RoleName="WeakRole")["PolicyNames"]
         assert weak == []
+
+
+def _newest_delivery(c: estate.Clients, region: str, bucket: str, account: str) -> list[str]:
+    # ListObjectsV2Output.Contents[].Key (botocore s3 model); Bedrock's key layout (estate.delivered_logs)
+    prefix = f"bedrock/AWSLogs/{account}/BedrockModelInvocationLogs/{region}/"
+    return [o["Key"] for o in c("s3", region).list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents") or []]
+
+
+def _stream(c: estate.Clients, region: str, group: str) -> list[str]:
+    # DescribeLogStreamsResponse.logStreams[].logStreamName (botocore logs model)
+    return [s["logStreamName"] for s in c("logs", region).describe_log_streams(
+        logGroupName=group, logStreamNamePrefix=estate.BEDROCK_STREAM)["logStreams"]]
+
+
+def _invoked(c: estate.Clients, region: str, used: Any) -> float:
+    # GetMetricStatisticsOutput.Datapoints[].Sum (botocore cloudwatch model)
+    points = c("cloudwatch", region).get_metric_statistics(
+        Namespace="AWS/Bedrock", MetricName="Invocations", Dimensions=[
+            {"Name": "ModelId", "Value": estate.BENCH_MODEL}], StartTime=used - estate.dt.timedelta(hours=1),
+        EndTime=used + estate.dt.timedelta(hours=1), Period=7200, Statistics=["Sum"])["Datapoints"]
+    return float(sum(p["Sum"] for p in points))
+
+
+def test_bench_evidence_is_where_bench_use_says() -> None:
+    """Invocations where BENCH_USE names a region, delivered logs (objects or the Bedrock stream) only where it
+    says True; the SCPs of BENCH_SCPS on their OUs, nothing on an account."""
+    with moto_process() as url:
+        used = estate.bench_used_at()
+        seeded = estate.seed_bench(url, 8, workers=2, warm_ec2=False, used=used)
+        acct = {estate.bench_profile(i): seeded["accounts"][f"bench-{i:05d}"] for i in range(1, 8)}
+        c = {name: estate.ActAs(url, a) for name, a in acct.items()}
+        cases = [  # (profile, region index, kind of destination, its name, invoked, delivered)
+            *[("compliant", r, "s3", f"bench-logs-{acct['compliant']}-{region}", True, True)
+              for r, region in enumerate(estate.BENCH_REGIONS)],
+            ("cloudwatch_images", 0, "cloudwatch", "/bedrock/invocations", True, True),
+            ("cloudwatch_images", 1, "cloudwatch", "/bedrock/invocations", False, False),
+            ("cloudwatch_large", 0, "cloudwatch", "/bedrock/invocations", True, True),
+            ("cloudwatch_large", 1, "cloudwatch", "/bedrock/invocations", False, False),
+            ("partial_types", 0, "s3", f"bench-partial-{acct['partial_types']}", False, False),
+            ("mixed", 0, "s3", f"bench-mixed-{acct['mixed']}", False, False),
+            ("mixed", 2, "cloudwatch", "/bedrock/mixed", True, False),
+        ]
+        for profile, r, kind, name, invoked, delivered in cases:
+            region = estate.BENCH_REGIONS[r]
+            label = f"{profile} {region} {name}"
+            assert (_invoked(c[profile], region, used) > 0) == invoked, label
+            assert (r in estate.BENCH_USE.get(profile, {})) == invoked, label
+            assert estate.BENCH_USE.get(profile, {}).get(r, False) == delivered, label
+            found = (_newest_delivery(c[profile], region, name, acct[profile]) if kind == "s3"
+                     else _stream(c[profile], region, name))
+            assert bool(found) == delivered, label
+        versioning = c["compliant"]("s3", "us-east-1").get_bucket_versioning(
+            Bucket=f"bench-logs-{acct['compliant']}-us-east-1")  # GetBucketVersioningOutput.Status
+        assert versioning["Status"] == "Enabled"
+
+        org = estate.ActAs(url, None)("organizations")
+        ous = {o["Id"]: o["Name"] for o in org.list_organizational_units_for_parent(
+            ParentId=org.list_roots()["Roots"][0]["Id"])["OrganizationalUnits"]}
+        # ListPoliciesResponse.Policies[] / ListTargetsForPolicyResponse.Targets[] (botocore organizations model)
+        attached = {}
+        for p in org.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]:
+            targets = org.list_targets_for_policy(PolicyId=p["Id"])["Targets"]
+            if p["Name"] != "FullAWSAccess":
+                attached[p["Name"]] = sorted((t["Type"], ous.get(t["TargetId"])) for t in targets)
+        assert attached == {name: [("ORGANIZATIONAL_UNIT", ou)] for ou, (name, _) in estate.BENCH_SCPS.items()}
+        assert seeded["ous"] == {"Dev": 2, "Prod": 1, "Sandbox": 2, "Shared": 2, "root": 1}
+
+
+@pytest.mark.parametrize(("name", "backdate", "stream", "ingested"), [
+    ("the bench's proxy backdates ingestion to the last event", True,
+     {"logStreamName": "s", "lastEventTimestamp": 1000, "lastIngestionTime": 9000}, 1000),
+    ("other proxies keep moto's stamp", False,
+     {"logStreamName": "s", "lastEventTimestamp": 1000, "lastIngestionTime": 9000}, 9000),
+    ("a stream without events stays without an ingestion time", True, {"logStreamName": "s"}, None),
+])
+def test_describe_log_streams_ingestion_time(name: str, backdate: bool, stream: dict[str, Any],
+                                             ingested: int | None) -> None:
+    # DescribeLogStreamsResponse.logStreams[]: LogStream.lastEventTimestamp, lastIngestionTime (botocore logs model)
+    body = json.dumps({"logStreams": [stream]}).encode()
+    out = EvidenceAnswers(backdate_ingestion=backdate).amend(LOG_STREAMS_TARGET, "111111111111", "us-east-1",
+                                                             200, body)
+    assert json.loads(out)["logStreams"][0].get("lastIngestionTime") == ingested, name
