@@ -192,6 +192,9 @@ def scanner_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "audit_bedrock"]
 
 
+SPAWN = Path(__file__).with_name("spawn.py")
+
+
 def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None,
              ca_bundle: str | None = None, regions: tuple[str, ...] = REGIONS) -> dict[str, Any]:
     """One `audit-bedrock --org` process: wall time, exit code, peak RSS and CPU from wait4."""
@@ -201,19 +204,22 @@ def run_scan(proxy: str, out: Path, max_workers: int | None, formats: str | None
         args += ["--max-workers", str(max_workers)]
     if formats:
         args += ["--format", formats]
-    t0 = time.perf_counter()
     extra = {"AWS_CA_BUNDLE": ca_bundle} if ca_bundle else {}
-    proc = subprocess.Popen(args, env=_env(AWS_ENDPOINT_URL=proxy, **extra), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    return {"wall_s": round(wall, 3), "exit_code": proc.returncode,
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "stderr_tail": err.decode(errors="replace")[-800:]}
+    with tempfile.TemporaryDirectory(prefix="bench-usage-") as tmp:
+        usage_file = Path(tmp) / "usage.json"
+        # through bench/spawn.py: a child spawned by this (large) process would report this process's peak RSS
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-S", str(SPAWN), str(usage_file), *args],
+                                env=_env(AWS_ENDPOINT_URL=proxy, **extra), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        _, err = proc.communicate()
+        wall = time.perf_counter() - t0
+        usage = json.loads(usage_file.read_text(encoding="utf-8")) if usage_file.exists() else {}
+    if proc.returncode != 0 or not usage:
+        raise RuntimeError(f"bench/spawn.py failed ({proc.returncode}): {err.decode(errors='replace')[-800:]}")
+    return {"wall_s": round(wall, 3), "exit_code": usage["exit_code"],
+            "peak_rss_mb": round(usage["maxrss_kb"] / 1024, 1),
+            "cpu_s": round(usage["cpu_s"], 2), "stderr_tail": err.decode(errors="replace")[-800:]}
 
 
 def _lower_bound(wire: dict[str, Any], latency_s: float, workers: int, caller: str) -> dict[str, Any]:

@@ -128,3 +128,20 @@ def test_streamed_encoding_is_byte_identical(doc: Any, options: dict[str, Any]) 
     assert encode(doc, **options) == (json.dumps(doc, **options) + "\n").encode()
     pieces = ["\u00e9", "a" * 10, "\U0001f600"] * 3000
     assert stream_utf8(iter(pieces), "!") == ("".join(pieces) + "!").encode()
+
+
+def test_spawn_reports_the_commands_own_peak_rss(tmp_path: Path) -> None:
+    """bench/spawn.py: a command run through it reports its own peak RSS, not that of the (large) process that
+    started it. Linux's getrusage(2) and wait4(2) count ru_maxrss across exec, and subprocess starts children with
+    vfork, so a child of a 300 MB parent reported >= 300 MB; forked from the small launcher it starts from zero."""
+    ballast = bytearray(256 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touched: resident
+    out = tmp_path / "usage.json"
+    proc = subprocess.run([sys.executable, "-S", str(ROOT / "bench" / "spawn.py"), str(out),
+                           sys.executable, "-S", "-c", "import sys; sys.exit(3)"], check=False, timeout=60)
+    del ballast
+    assert proc.returncode == 0
+    usage = json.loads(out.read_text())
+    assert usage["exit_code"] == 3  # the command's own exit code
+    assert 0 < usage["maxrss_kb"] < 100 * 1024  # a bare interpreter, nowhere near the 256 MB of its grandparent
+    assert usage["cpu_s"] >= 0
