@@ -744,13 +744,15 @@ def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
         "  fi",
         "}",
     ]
-    accounts = sorted({s.account_id for s in plan.steps})
-    for account in accounts:
+    per_account: dict[str, list[Step]] = {}
+    for s in plan.steps:
+        per_account.setdefault(s.account_id, []).append(s)
+    for account in sorted(per_account):
         var = profile_variable(account)
         label = f" ({names[account]})" if names.get(account) else ""
         lines += ["", _comment(f"---- account {account}{label}"),
                   f": \"${{{var}:?set {var} to the AWS CLI profile of this account}}\""]
-        for s in (s for s in plan.steps if s.account_id == account):
+        for s in per_account[account]:
             lines.append(_comment(f"{s.operation} in {s.region or 'global (IAM)'}: {s.note}"))
             lines.append(_comment(f"  fixes: {', '.join(s.fixes)}"))
             cmd = cli_command(s, f'"${var}"')

@@ -202,8 +202,10 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
             regions.append(r)
     cells = {(c.account_id, c.region): c for c in result.coverage}
     by_cell: dict[tuple[str, str | None], list[Finding]] = {}
+    by_account: dict[str, list[Finding]] = {}
     for f in opens:
         by_cell.setdefault((f.account_id, f.region), []).append(f)
+        by_account.setdefault(f.account_id, []).append(f)
     # Accounts that were entered decide which columns collapse; the others get one wide cell.
     matrix_accounts = [a for a in m.accounts if a.status == "scanned"]
     shown: list[str] = []
@@ -231,7 +233,7 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
                              f"{len(acct_findings)}" if acct_findings else "ok",
                              plural(len(acct_findings), "account-wide open finding") if acct_findings
                              else "no account-wide finding", worst, len(acct_findings))
-        mine = [f for f in opens if f.account_id == a.id]
+        mine = by_account.get(a.id, [])
         worst_all = min((f.severity for f in mine), key=lambda s: SEVERITY_RANK[s], default=None)
         groups.setdefault(a.ou_path or "(no OU)", []).append(Row(a, row_cells, acct_cell, worst_all, len(mine)))
     v.ou_groups = [OuGroup(ou, tuple(rows)) for ou, rows in sorted(groups.items())]

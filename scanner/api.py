@@ -403,8 +403,10 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
             region_source: str = "", timed_out: str = "") -> ScanResult:
     """The result of the accumulated accounts; `timed_out` is the deadline's notice when the scan reached it."""
     coverage = list(acc.coverage)
+    covered = {c.account_id for c in coverage}
     for o in acc.outcomes:  # accounts that could not be entered get an error cell per region
-        if o.status == "error" and not any(c.account_id == o.id for c in coverage):
+        if o.status == "error" and o.id not in covered:
+            covered.add(o.id)
             coverage.extend(Coverage(o.id, r, "error", reason=o.reason) for r in regions)
     coverage.sort(key=lambda c: (c.account_id, c.region))
     outcomes = sorted(acc.outcomes, key=lambda o: o.id)
