@@ -15,7 +15,7 @@ import markupsafe
 
 from audit_bedrock.constants import DATA_TYPES, SEVERITIES, SEVERITY_RANK
 from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanResult
-from audit_bedrock.reports.json_report import stream_utf8
+from audit_bedrock.reports.json_report import utf8_chunks
 from audit_bedrock.reports.words import key_words, plural, value_words
 
 if TYPE_CHECKING:
@@ -378,5 +378,10 @@ def render_text(result: ScanResult, ctx: RenderContext) -> str:
     return "".join(_pieces(result, ctx))
 
 
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    """The page's bytes in chunks, without jinja's list of every piece."""
+    return utf8_chunks(_pieces(result, ctx))
+
+
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
-    return stream_utf8(_pieces(result, ctx))  # the page's bytes without jinja's list of every piece
+    return b"".join(stream(result, ctx))
