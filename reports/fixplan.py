@@ -82,7 +82,7 @@ MANUAL_NOTES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One API call of the plan."""
 
@@ -104,7 +104,7 @@ class Step:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manual:
     """A finding the plan does not fix, and why."""
 

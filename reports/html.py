@@ -33,7 +33,7 @@ def _environment() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     """One matrix cell as the template draws it."""
 
@@ -47,7 +47,7 @@ class Cell:
     delivery: str = ""  # the last delivery, next to logging on/off (BIL-022's evidence)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountFindings:
     """One account's open findings of one rule."""
 
@@ -74,7 +74,7 @@ class RuleGroup:
     open: bool  # drawn expanded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One account's row of the matrix."""
 
@@ -133,7 +133,7 @@ OPEN_ALL_AT_MOST = 10  # a page with at most this many open findings draws every
 HIDDEN_PROPERTIES = ("suppression", "expired_suppression")  # shown in their own words, not as properties
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FixItem:
     """One step (its AWS CLI command) or note of a finding's fix."""
 

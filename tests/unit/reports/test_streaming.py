@@ -14,8 +14,18 @@ from hypothesis import strategies as st
 
 from audit_bedrock.model import AccountOutcome, Coverage, ScanResult
 from audit_bedrock.output import StagedSet
-from audit_bedrock.reports import FORMATS, COMPANIONS, RenderContext, renderer, streamer, streams
-from audit_bedrock.reports import asff, html, ocsf, sarif
+from audit_bedrock.reports import (
+    COMPANIONS,
+    FORMATS,
+    RenderContext,
+    asff,
+    html,
+    ocsf,
+    renderer,
+    sarif,
+    streamer,
+    streams,
+)
 from audit_bedrock.reports.fixplan import render_shell
 from audit_bedrock.reports.json_report import CHUNK_BYTES, encode, json_chunks, to_document
 from tests.support.report_samples import CATALOG, finding, sample_result
@@ -112,7 +122,7 @@ CASES: list[tuple[str, Any]] = [
     ("escapes", {"q": "\"\\/\b\f\n\r\t\x00\x1f\x7f", "k\n\"": "v"}),
     ("non-ASCII", {"é": "ü 😀 \u2028\u2029 \ufeff 中文", "mixed": "a\x7fé\x7fb"}),
     ("integer beyond 64 bits", {"big": 2**70, "neg": -(2**65)}),
-    ("keys that are not strings", {"d": {1: "a", 2.5: "b", True: "c", None: "d"}}),
+    ("keys that are not strings", {"d": {1: "a", 2.5: "b", False: "c", None: "d"}}),
 ]
 
 
