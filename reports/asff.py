@@ -10,10 +10,11 @@ and types from `FindingProviderFields` on updates: both are set.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock.model import Finding, ScanResult
-from audit_bedrock.reports.json_report import encode
+from audit_bedrock.reports.json_report import json_chunks
 from audit_bedrock.reports.resources import parse_arn
 
 if TYPE_CHECKING:
@@ -108,5 +109,9 @@ def findings(result: ScanResult, ctx: RenderContext) -> list[dict[str, Any]]:
     return out
 
 
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    return json_chunks(findings(result, ctx), indent=1, ensure_ascii=False)
+
+
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
-    return encode(findings(result, ctx), indent=1, ensure_ascii=False)
+    return b"".join(stream(result, ctx))

@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from audit_bedrock.analyzer import PolicyError, confused_deputy_guarded, trusts_
 from audit_bedrock.derive import BEDROCK, can_write_log_group, derive_bucket, derive_key, log_key_prefix
 from audit_bedrock.facts import is_gap
 from audit_bedrock.model import Finding, ScanResult
-from audit_bedrock.reports.json_report import encode
+from audit_bedrock.reports.json_report import json_chunks
 
 if TYPE_CHECKING:
     from audit_bedrock.reports import RenderContext
@@ -82,7 +82,7 @@ MANUAL_NOTES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One API call of the plan."""
 
@@ -104,7 +104,7 @@ class Step:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manual:
     """A finding the plan does not fix, and why."""
 
@@ -673,8 +673,12 @@ def _plan(ctx: RenderContext) -> FixPlan:
     return ctx.fix_plan
 
 
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    return json_chunks(_plan(ctx).to_json(), indent=1, ensure_ascii=False)
+
+
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
-    return encode(_plan(ctx).to_json(), indent=1, ensure_ascii=False)
+    return b"".join(stream(result, ctx))
 
 
 def schema() -> dict[str, Any]:
@@ -712,8 +716,9 @@ def profile_variable(account: str) -> str:
     return "PROFILE_" + re.sub(r"[^A-Za-z0-9_]", "_", account)
 
 
-def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
-    """fix-plan.sh: the steps as AWS CLI commands, grouped per account, each with its own --profile.
+def stream_shell(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    """fix-plan.sh, one chunk per account: the steps as AWS CLI commands, grouped per account, each with its own
+    --profile.
 
     Every value from AWS reaches the script either inside a word quoted by shlex.quote (the --cli-input-json
     document, regions, the operation) or inside a one-line comment (`_comment`); the profile is the one unquoted
@@ -744,13 +749,16 @@ def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
         "  fi",
         "}",
     ]
-    accounts = sorted({s.account_id for s in plan.steps})
-    for account in accounts:
+    per_account: dict[str, list[Step]] = {}
+    for s in plan.steps:
+        per_account.setdefault(s.account_id, []).append(s)
+    for account in sorted(per_account):
+        yield ("\n".join(lines) + "\n").encode("utf-8")
         var = profile_variable(account)
         label = f" ({names[account]})" if names.get(account) else ""
-        lines += ["", _comment(f"---- account {account}{label}"),
+        lines = ["", _comment(f"---- account {account}{label}"),
                   f": \"${{{var}:?set {var} to the AWS CLI profile of this account}}\""]
-        for s in (s for s in plan.steps if s.account_id == account):
+        for s in per_account[account]:
             lines.append(_comment(f"{s.operation} in {s.region or 'global (IAM)'}: {s.note}"))
             lines.append(_comment(f"  fixes: {', '.join(s.fixes)}"))
             cmd = cli_command(s, f'"${var}"')
@@ -760,4 +768,8 @@ def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
         for m in plan.manual:
             lines.append(_comment(f"{m.rule_id} {m.account_id} {m.region or 'account-wide'}: {m.note}"))
     lines.append("")
-    return "\n".join(lines).encode("utf-8")
+    yield "\n".join(lines).encode("utf-8")
+
+
+def render_shell(result: ScanResult, ctx: RenderContext) -> bytes:
+    return b"".join(stream_shell(result, ctx))

@@ -15,7 +15,7 @@ import markupsafe
 
 from audit_bedrock.constants import DATA_TYPES, SEVERITIES, SEVERITY_RANK
 from audit_bedrock.model import AccountOutcome, Coverage, Finding, ScanResult
-from audit_bedrock.reports.json_report import stream_utf8
+from audit_bedrock.reports.json_report import utf8_chunks
 from audit_bedrock.reports.words import key_words, plural, value_words
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def _environment() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     """One matrix cell as the template draws it."""
 
@@ -47,7 +47,7 @@ class Cell:
     delivery: str = ""  # the last delivery, next to logging on/off (BIL-022's evidence)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountFindings:
     """One account's open findings of one rule."""
 
@@ -74,7 +74,7 @@ class RuleGroup:
     open: bool  # drawn expanded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One account's row of the matrix."""
 
@@ -133,7 +133,7 @@ OPEN_ALL_AT_MOST = 10  # a page with at most this many open findings draws every
 HIDDEN_PROPERTIES = ("suppression", "expired_suppression")  # shown in their own words, not as properties
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FixItem:
     """One step (its AWS CLI command) or note of a finding's fix."""
 
@@ -202,8 +202,10 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
             regions.append(r)
     cells = {(c.account_id, c.region): c for c in result.coverage}
     by_cell: dict[tuple[str, str | None], list[Finding]] = {}
+    by_account: dict[str, list[Finding]] = {}
     for f in opens:
         by_cell.setdefault((f.account_id, f.region), []).append(f)
+        by_account.setdefault(f.account_id, []).append(f)
     # Accounts that were entered decide which columns collapse; the others get one wide cell.
     matrix_accounts = [a for a in m.accounts if a.status == "scanned"]
     shown: list[str] = []
@@ -231,7 +233,7 @@ def build_view(result: ScanResult, ctx: RenderContext) -> View:
                              f"{len(acct_findings)}" if acct_findings else "ok",
                              plural(len(acct_findings), "account-wide open finding") if acct_findings
                              else "no account-wide finding", worst, len(acct_findings))
-        mine = [f for f in opens if f.account_id == a.id]
+        mine = by_account.get(a.id, [])
         worst_all = min((f.severity for f in mine), key=lambda s: SEVERITY_RANK[s], default=None)
         groups.setdefault(a.ou_path or "(no OU)", []).append(Row(a, row_cells, acct_cell, worst_all, len(mine)))
     v.ou_groups = [OuGroup(ou, tuple(rows)) for ou, rows in sorted(groups.items())]
@@ -376,5 +378,10 @@ def render_text(result: ScanResult, ctx: RenderContext) -> str:
     return "".join(_pieces(result, ctx))
 
 
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    """The page's bytes in chunks, without jinja's list of every piece."""
+    return utf8_chunks(_pieces(result, ctx))
+
+
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
-    return stream_utf8(_pieces(result, ctx))  # the page's bytes without jinja's list of every piece
+    return b"".join(stream(result, ctx))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from audit_bedrock.constants import SEVERITIES, SEVERITY_RANK
@@ -26,6 +27,11 @@ def cell(text: object) -> str:
     as entities (no `<` is left for GitHub to read as a tag)."""
     escaped = _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
     return re.sub(r"[&<>]", lambda m: _HTML[m.group(0)], escaped)
+
+
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    """summary.md is a few kilobytes: one chunk."""
+    yield render(result, ctx)
 
 
 def render(result: ScanResult, ctx: RenderContext) -> bytes:

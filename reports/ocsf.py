@@ -43,7 +43,7 @@ from py_ocsf_models.objects.remediation import Remediation
 from py_ocsf_models.objects.resource_details import ResourceDetails
 
 from audit_bedrock.model import Finding, ScanResult
-from audit_bedrock.reports.json_report import stream_utf8
+from audit_bedrock.reports.json_report import utf8_chunks
 from audit_bedrock.reports.resources import parse_arn
 
 if TYPE_CHECKING:
@@ -129,5 +129,9 @@ def _pieces(result: ScanResult, ctx: RenderContext) -> Iterator[str]:
     yield "\n]"
 
 
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    return utf8_chunks(_pieces(result, ctx), "\n")
+
+
 def render(result: ScanResult, ctx: RenderContext) -> bytes:
-    return stream_utf8(_pieces(result, ctx), "\n")
+    return b"".join(stream(result, ctx))

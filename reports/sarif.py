@@ -27,16 +27,17 @@ high), warning (medium) or note (low, info).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from audit_bedrock.constants import SEVERITY_RANK
 from audit_bedrock.model import Finding, ScanResult
-from audit_bedrock.reports.json_report import encode
+from audit_bedrock.reports.json_report import Rows, json_chunks
 
 if TYPE_CHECKING:
     from audit_bedrock.reports import RenderContext
@@ -277,7 +278,7 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
         "automationDetails": {"id": automation_id(result, ctx.scope)},
         "invocations": [invocation],
         "columnKind": "unicodeCodePoints",
-        "results": [_result(f, index[f.rule_id], f.id not in carried) for f in kept],
+        "results": Rows(kept, lambda f: _result(f, index[f.rule_id], f.id not in carried)),
         "properties": {
             "organizationId": m.organization_id, "callerAccount": m.caller_account, "regions": list(m.regions),
             "accountsScanned": sum(1 for a in m.accounts if a.status == "scanned"),
@@ -292,35 +293,64 @@ def _document(result: ScanResult, ctx: RenderContext, kept: list[Finding], omitt
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
+def _chunks(doc: dict[str, Any]) -> Iterator[bytes]:
+    # json.dumps' bytes (see json_report.json_chunks), each result made and encoded as it is written
+    return json_chunks(doc, indent=1, ensure_ascii=False, depth=3)
+
+
 def _encode(doc: dict[str, Any]) -> bytes:
-    return encode(doc, indent=1, ensure_ascii=False)  # json.dumps' bytes, without its peak memory
+    return b"".join(_chunks(doc))
 
 
-def _gzipped_size(data: bytes) -> int:
-    return len(gzip.compress(data, compresslevel=6, mtime=0))
+def _gzipped_size(chunks: Iterable[bytes]) -> int:
+    """len(gzip.compress(b"".join(chunks), compresslevel=6, mtime=0)), one chunk at a time (zlib's output does not
+    depend on how its input is split)."""
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)  # what gzip.compress(..., mtime=0) calls zlib with
+    size = sum(len(z.compress(c)) for c in chunks)
+    return size + len(z.flush())
+
+
+def _fitted(result: ScanResult, ctx: RenderContext, max_results: int,
+            max_gzip_bytes: int) -> Callable[[], dict[str, Any]]:
+    """The document to write, as a function making it: the most severe findings when over either limit.
+
+    Within the limits the document is made twice (once to measure its gzipped size, once to write it), never
+    held whole; over the size limit the largest prefix of the findings that fits is searched for."""
+    ordered = _ordered((*result.findings, *result.not_rechecked))
+    keep = min(len(ordered), max_results)
+    reason = f"GitHub accepts at most {max_results} results per run" if keep < len(ordered) else ""
+
+    def doc(n: int, why: str) -> Callable[[], dict[str, Any]]:
+        return lambda: _document(result, ctx, ordered[:n], len(ordered) - n, why)
+
+    if _gzipped_size(_chunks(doc(keep, reason)())) <= max_gzip_bytes:
+        return doc(keep, reason)
+    # Too big: find the largest prefix that fits (the size grows with the number of results).
+    reason = f"GitHub accepts at most {max_gzip_bytes} bytes of gzipped SARIF"
+    lo, hi = 0, keep
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _gzipped_size(_chunks(doc(mid, reason)())) <= max_gzip_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    return doc(lo, reason)
+
+
+def stream_sarif(result: ScanResult, ctx: RenderContext, max_results: int = MAX_RESULTS,
+                 max_gzip_bytes: int = MAX_GZIP_BYTES) -> Iterator[bytes]:
+    """The SARIF file in chunks, keeping the most severe findings when over either limit."""
+    return _chunks(_fitted(result, ctx, max_results, max_gzip_bytes)())
 
 
 def to_sarif(result: ScanResult, ctx: RenderContext, max_results: int = MAX_RESULTS,
              max_gzip_bytes: int = MAX_GZIP_BYTES) -> bytes:
     """Render, keeping the most severe findings when over either limit."""
-    ordered = _ordered((*result.findings, *result.not_rechecked))
-    keep = min(len(ordered), max_results)
-    reason = f"GitHub accepts at most {max_results} results per run" if keep < len(ordered) else ""
-    data = _encode(_document(result, ctx, ordered[:keep], len(ordered) - keep, reason))
-    if _gzipped_size(data) <= max_gzip_bytes:
-        return data
-    # Too big: find the largest prefix that fits (the size grows with the number of results).
-    reason = f"GitHub accepts at most {max_gzip_bytes} bytes of gzipped SARIF"
-    lo, hi = 0, keep
-    best = _encode(_document(result, ctx, [], len(ordered), reason))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        candidate = _encode(_document(result, ctx, ordered[:mid], len(ordered) - mid, reason))
-        if _gzipped_size(candidate) <= max_gzip_bytes:
-            lo, best = mid, candidate
-        else:
-            hi = mid - 1
-    return best
+    return b"".join(stream_sarif(result, ctx, max_results, max_gzip_bytes))
+
+
+def stream(result: ScanResult, ctx: RenderContext) -> Iterator[bytes]:
+    return stream_sarif(result, ctx)
 
 
 def render(result: ScanResult, ctx: RenderContext) -> bytes:

@@ -13,7 +13,7 @@ flags, and messages name the flags.
 
 Lazy imports: this module imports only what --list-rules needs at its top. The AWS side (botocore, through
 discovery, scan and session) is imported in scan() and known_regions() only; report renderers (jinja2 for
-HTML) are imported by reports.renderer() when a format is written; the policy generator by policy_text().
+HTML) are imported by reports.streams() when a format is written; the policy generator by policy_text().
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ from audit_bedrock.output import (
     join,
     split_s3,
     write_atomic,
+    write_chunks,
     write_output,
 )
-from audit_bedrock.reports import FORMATS, RenderContext, outputs, renderer
+from audit_bedrock.reports import FORMATS, RenderContext, streamer, streams
 from audit_bedrock.reports.summary import render_summary
 from audit_bedrock.shard import shard_of
 from audit_bedrock.yamlcheck import did_you_mean
@@ -403,8 +404,10 @@ def _result(acc: Any, org_id: str | None, caller: str, regions: tuple[str, ...],
             region_source: str = "", timed_out: str = "") -> ScanResult:
     """The result of the accumulated accounts; `timed_out` is the deadline's notice when the scan reached it."""
     coverage = list(acc.coverage)
+    covered = {c.account_id for c in coverage}
     for o in acc.outcomes:  # accounts that could not be entered get an error cell per region
-        if o.status == "error" and not any(c.account_id == o.id for c in coverage):
+        if o.status == "error" and o.id not in covered:
+            covered.add(o.id)
             coverage.extend(Coverage(o.id, r, "error", reason=o.reason) for r in regions)
     coverage.sort(key=lambda c: (c.account_id, c.region))
     outcomes = sorted(acc.outcomes, key=lambda o: o.id)
@@ -612,7 +615,7 @@ def write_reports(result: ScanResult, settings: Settings, options: RunOptions,
     failed: list[str] = []
     if out.output_dir == STDOUT_DIR:
         for fmt in formats:
-            sys.stdout.buffer.write(renderer(fmt)(result, ctx))
+            write_chunks(sys.stdout.buffer, streamer(fmt)(result, ctx))
             sys.stdout.flush()
             written.append("<stdout>")
     elif is_s3(out.output_dir):
@@ -646,9 +649,9 @@ def _write_local(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...
     problems: list[str] = []
     try:
         for fmt in formats:
-            for name, render in outputs(fmt):
+            for name, stream in streams(fmt):
                 try:
-                    staged.write(name, render(result, ctx))
+                    staged.write(name, stream(result, ctx))  # chunk by chunk: never the whole report
                 except OSError as exc:  # a full disk
                     problems.append(f"cannot write {folder / name}: {exc.strerror or exc}")
         problem = problems[0] if problems else staged.blocked()
@@ -669,17 +672,32 @@ def _write_s3(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...], 
               s3: S3Writer) -> list[str]:
     """Render every file before the first upload (a renderer's failure uploads nothing), then put each object.
 
+    Each file is rendered into a temporary file (never held whole in memory) and uploaded from it.
     S3 replaces each object atomically but has no transaction over several: an upload failing midway leaves the
     objects put so far new and the rest old, and `failed` names each one that failed."""
-    rendered = [(join(prefix, name), render(result, ctx)) for fmt in formats for name, render in outputs(fmt)]
+    import tempfile
+
     written = []
-    for dest, data in rendered:
-        try:
-            write_output(dest, data, s3)
-        except UsageError as exc:  # S3Writer: the URL and the AWS error
-            failed.append(str(exc))
-            continue
-        written.append(dest)
+    with contextlib.ExitStack() as files:
+        rendered = []
+        for fmt in formats:
+            for name, stream in streams(fmt):
+                try:
+                    fh = files.enter_context(tempfile.TemporaryFile(prefix="audit-bedrock-report-"))
+                    write_chunks(fh, stream(result, ctx))
+                except OSError as exc:  # no room for the temporary file: nothing is uploaded
+                    failed.append(f"cannot write {join(prefix, name)}: its temporary file: {exc.strerror or exc} "
+                                  f"({tempfile.gettempdir()}); nothing was uploaded")
+                    return []
+                rendered.append((join(prefix, name), fh))
+        for dest, fh in rendered:
+            fh.seek(0)
+            try:
+                write_output(dest, fh, s3)
+            except UsageError as exc:  # S3Writer: the URL and the AWS error
+                failed.append(str(exc))
+                continue
+            written.append(dest)
     return written
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -49,12 +50,13 @@ class FindingBuilder:
             status = "suppressed"
             props["suppression"] = info
             break
+        # An organization's findings repeat a few account ids, names and regions: one str object each.
         return Finding(
             id=fingerprint(raw.rule.id, raw.account_id, raw.region, raw.resource, raw.discriminator),
             rule_id=raw.rule.id, severity=severity,  # type: ignore[arg-type]
-            title=raw.rule.title, message=raw.message, account_id=raw.account_id,
-            account_name=account_name, region=raw.region, resource=raw.resource,
-            remediation=raw.rule.remediation, status=status,  # type: ignore[arg-type]
+            title=raw.rule.title, message=raw.message, account_id=sys.intern(raw.account_id),
+            account_name=sys.intern(account_name), region=sys.intern(raw.region) if raw.region else raw.region,
+            resource=raw.resource, remediation=raw.rule.remediation, status=status,  # type: ignore[arg-type]
             properties=props,
         )
 

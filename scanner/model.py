@@ -1,4 +1,7 @@
-"""Frozen result types shared by every layer: accounts, coverage cells, findings, scan results."""
+"""Frozen result types shared by every layer: accounts, coverage cells, findings, scan results.
+
+The types a large organization has hundreds of thousands of (outcomes, coverage cells, findings) have slots.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ class Account:
     status: str = "ACTIVE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountOutcome:
     """How the scan of one account went: scanned, error (not entered), skipped, or interrupted (the scan was
     stopped before the account was finished: its account-level checks did not run)."""
@@ -35,7 +38,7 @@ class AccountOutcome:
                 "status": self.status, "reason": self.reason}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Coverage:
     """One cell of the accounts x regions matrix."""
 
@@ -65,7 +68,7 @@ class Coverage:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One rule result for one resource; `id` is a stable fingerprint."""
 

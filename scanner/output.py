@@ -13,8 +13,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 S3_SCHEME = "s3://"
 STDOUT_DIR = "-"  # --output-dir -: findings.json to stdout, nothing written to disk
@@ -29,15 +30,28 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes, private: bool = False) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never half of one.
+Data = bytes | Iterable[bytes]  # a file's bytes, whole or in chunks (a report renderer's stream)
+
+
+def write_chunks(fh: IO[bytes], data: Data) -> None:
+    """Write `data` (bytes, or chunks of them) to `fh`."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        fh.write(data)
+        return
+    for chunk in data:
+        fh.write(chunk)
+
+
+def write_atomic(path: Path, data: Data, private: bool = False) -> None:
+    """Write `data` (bytes, or chunks of them) to `path` so a reader sees the old file or the new one, never half
+    of one; when producing the chunks fails, nothing is written.
 
     The file gets 0666 less the umask, as open() would give it; `private` (a facts file: full policies) 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write_chunks(fh, data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())
@@ -127,7 +141,8 @@ class StagedSet:
         os.chmod(self.staging, 0o777 & ~_umask())
         self.names: list[str] = []
 
-    def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, data: Data) -> None:
+        """Write one file (bytes, or a renderer's chunks) into the staging folder."""
         write_atomic(self.staging / name, data)
         self.names.append(name)
 
@@ -220,8 +235,9 @@ class S3Writer:
             self._client = session.client("s3", endpoint_url=self._endpoint_url)
         return self._client
 
-    def write(self, url: str, data: bytes) -> None:
-        """Put `data` at s3://bucket/key; a failure raises UsageError naming the URL and the AWS error."""
+    def write(self, url: str, data: bytes | IO[bytes]) -> None:
+        """Put `data` (bytes, or a file read from its current position) at s3://bucket/key; a failure raises
+        UsageError naming the URL and the AWS error."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         from audit_bedrock.aws.errors import error_message
@@ -237,9 +253,15 @@ class S3Writer:
             raise UsageError(f"cannot write {url}: {error_message(exc)}") from None
 
 
-def write_output(dest: str, data: bytes, s3: S3Writer | None = None) -> None:
-    """Write one report file to a local path (atomically) or to an s3:// URL."""
+def write_output(dest: str, data: bytes | IO[bytes], s3: S3Writer | None = None) -> None:
+    """Write one report file (bytes, or a file read from its current position) to a local path (atomically) or to
+    an s3:// URL."""
     if is_s3(dest):
         (s3 or S3Writer()).write(dest, data)
-    else:
+    elif isinstance(data, bytes):
         write_atomic(Path(dest), data)
+    else:
+        write_atomic(Path(dest), iter(lambda: data.read(CHUNK_BYTES), b""))
+
+
+CHUNK_BYTES = 1 << 16  # a file is copied in pieces of this size

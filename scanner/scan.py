@@ -13,6 +13,7 @@ import functools
 import logging
 import re
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -79,8 +80,8 @@ class Accumulator:
         """Derive one raw account document, then record its outcome, coverage and findings."""
         doc = derived(raw)
         status = doc.get("status", "error")
-        self.outcomes.append(AccountOutcome(doc["account_id"], doc.get("account_name", ""),
-                                            doc.get("ou_path", ""), status, doc.get("reason", "")))
+        self.outcomes.append(AccountOutcome(_interned(doc["account_id"]), _interned(doc.get("account_name", "")),
+                                            _interned(doc.get("ou_path", "")), status, doc.get("reason", "")))
         if status in ("error", "interrupted"):
             self.incomplete = True
         for r in doc.get("regions") or []:
@@ -113,13 +114,25 @@ def derived(raw: dict[str, Any]) -> dict[str, Any]:
         return {**raw, "status": "error", "reason": f"internal error: {type(exc).__name__}: {exc}"[:400]}
 
 
+def _interned(value: Any) -> Any:
+    """`value`, the one copy of it when it is a str (the ids, names and regions every cell and finding repeat)."""
+    return sys.intern(value) if type(value) is str else value
+
+
+@functools.cache
+def _shared(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One tuple object per distinct value (a few destination and data-type sets cover every cell)."""
+    return value
+
+
 def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     """The matrix cell for one region document."""
     status = r.get("status", "error")
     logging_fact = r.get("logging") if isinstance(r.get("logging"), dict) else None
+    account_id, region = _interned(account_id), _interned(r["region"])
     if status != "scanned" or logging_fact is None or "enabled" not in logging_fact:
-        return Coverage(account_id, r["region"], status if status in ("skipped", "error") else "error",
-                        reason=str(r.get("reason", "")))
+        return Coverage(account_id, region, status if status in ("skipped", "error") else "error",
+                        reason=_interned(str(r.get("reason", ""))))
     # Facts may come from a --from-facts file: keep only values of the shape findings.json promises.
     dests = logging_fact.get("destinations")
     types = logging_fact.get("data_types")
@@ -127,12 +140,14 @@ def coverage_cell(account_id: str, r: dict[str, Any]) -> Coverage:
     delivering, last = (delivery.get("delivering"), delivery.get("last_delivery")) if isinstance(
         delivery, dict) else (None, None)
     return Coverage(
-        account_id, r["region"], "scanned",
+        account_id, region, "scanned",
         logging_enabled=bool(logging_fact.get("enabled")),
-        destinations=tuple(d for d in dests if d in ("s3", "cloudwatch")) if isinstance(dests, list) else (),
+        destinations=_shared(tuple(sys.intern(d) for d in dests if d in ("s3", "cloudwatch")))
+        if isinstance(dests, list) else (),
         large_data_s3=bool(logging_fact.get("large_data_s3")),
-        data_types=tuple(sorted(((k, v) for k, v in types.items() if k in _DATA_ORDER and isinstance(v, bool)),
-                                key=lambda kv: _DATA_ORDER[kv[0]])) if isinstance(types, dict) else (),
+        data_types=_shared(tuple(sorted(((sys.intern(k), v) for k, v in types.items()
+                                         if k in _DATA_ORDER and isinstance(v, bool)),
+                                        key=lambda kv: _DATA_ORDER[kv[0]]))) if isinstance(types, dict) else (),
         delivering=delivering if isinstance(delivering, bool) else None,
         last_delivery=last if isinstance(last, str) and isinstance(delivering, bool) else None,
     )

@@ -99,17 +99,18 @@ def test_cli_s3_renders_every_report_before_the_first_upload(aws: None, monkeypa
 
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
-    real = reports.outputs
+    real = reports.streams
 
-    def outputs(fmt: str) -> Any:
+    def streams(fmt: str) -> Any:
         if fmt != "sarif":
             return real(fmt)
 
-        def boom(result: Any, ctx: Any) -> bytes:
-            raise RuntimeError("a renderer bug")
+        def boom(result: Any, ctx: Any) -> Any:
+            yield b"{"
+            raise RuntimeError("a renderer bug")  # midway: the first chunk was written to its temporary file
         return [(name, boom) for name, _ in real(fmt)]
 
-    monkeypatch.setattr("audit_bedrock.api.outputs", outputs)
+    monkeypatch.setattr("audit_bedrock.api.streams", streams)
     code = cli.main(["--regions", "us-east-1", "--output-dir", f"s3://{BUCKET}/x", "--format", "json,html,sarif"])
     assert code == cli.EXIT_INTERNAL
     assert not s3.list_objects_v2(Bucket=BUCKET, Prefix="x/").get("Contents")
