@@ -116,7 +116,7 @@ def test_workers_reuse_clients_and_sign_as_each_account(moto_subprocess: str,
 
 
 @pytest.mark.parametrize(("doc", "options"), [
-    pytest.param({"a": [1, 2.5, None, True], "b": {"c": "d"}}, {"indent": 2, "sort_keys": False}, id="json-report"),
+    pytest.param({"a": [1, 2.5, None, True], "b": {"c": "d"}}, {"indent": 2}, id="json-report"),
     pytest.param({"msg": "caf\u00e9 \u2014 \U0001f600 <b>"}, {"indent": 1, "ensure_ascii": False}, id="sarif-unicode"),
     pytest.param([{"k": i, "v": "x" * i} for i in range(5000)], {"indent": 2}, id="many-chunks"),
     pytest.param({}, {"indent": 2}, id="empty"),

@@ -22,6 +22,21 @@ pytestmark = pytest.mark.slow
 CALLER_SERVICES = {"organizations", "sts", "ssm"}  # discovery and the region list
 
 
+@pytest.fixture(autouse=True)
+def sigint_not_ignored() -> Any:
+    """These tests send SIGINT to the scanner, and one to this process. A test run started in the background by a
+    non-interactive shell (`make test &`) inherits SIGINT ignored (POSIX: asynchronous commands ignore SIGINT),
+    this process and every child it starts, and the scanner keeps an inherited SIG_IGN by design
+    (test_sigint_inherited_as_ignored_stays_ignored): every SIGINT test then failed. Python's own handler here
+    makes children start with the default (a handler is reset at exec, an ignored signal is not)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture(scope="module")
 def estate(request: pytest.FixtureRequest) -> Estate:
     return shared_demo_estate(request.config)
