@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -55,6 +55,7 @@ def _document(result: ScanResult, version: str, rows: Callable[[tuple[Any, ...]]
 
 
 CHUNK_BYTES = 1 << 16  # the size of the chunks a report is written in
+Piece = TypeVar("Piece", str, bytes)
 
 
 class Rows:
@@ -142,19 +143,24 @@ def _pieces(value: Any, level: int, indent: int, ensure_ascii: bool, depth: int)
     yield b"\n" + b" " * (indent * level) + b"]"
 
 
-def batched(pieces: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The pieces joined into chunks of about `size` bytes."""
-    batch: list[bytes] = []
+def _batches(pieces: Iterable[Piece], size: int) -> Iterator[list[Piece]]:
+    """The pieces in consecutive lists of about `size` bytes or characters each."""
+    batch: list[Piece] = []
     held = 0
     for piece in pieces:
         batch.append(piece)
         held += len(piece)
         if held >= size:
-            yield b"".join(batch)
-            batch.clear()
+            yield batch
+            batch = []
             held = 0
     if batch:
-        yield b"".join(batch)
+        yield batch
+
+
+def batched(pieces: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The pieces joined into chunks of about `size` bytes."""
+    return (b"".join(batch) for batch in _batches(pieces, size))
 
 
 def json_chunks(doc: Any, indent: int, ensure_ascii: bool = True, depth: int = 1) -> Iterator[bytes]:
@@ -170,17 +176,7 @@ def utf8_chunks(pieces: Iterable[str], tail: str = "") -> Iterator[bytes]:
     A jinja2 render() builds a list of every piece (millions of small strings for a 1,000-account
     organization) and then a str of up to 4 bytes per character; this holds one chunk.
     """
-    batch: list[str] = []
-    held = 0
-    for piece in pieces:
-        batch.append(piece)
-        held += len(piece)
-        if held >= CHUNK_BYTES:
-            yield "".join(batch).encode("utf-8")
-            batch.clear()
-            held = 0
-    batch.append(tail)
-    yield "".join(batch).encode("utf-8")
+    return ("".join(batch).encode("utf-8") for batch in _batches(itertools.chain(pieces, (tail,)), CHUNK_BYTES))
 
 
 def stream_utf8(pieces: Iterable[str], tail: str = "") -> bytes:
