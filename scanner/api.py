@@ -56,7 +56,6 @@ from audit_bedrock.output import (
     split_s3,
     write_atomic,
     write_chunks,
-    write_output,
 )
 from audit_bedrock.reports import FORMATS, RenderContext, streamer, streams
 from audit_bedrock.reports.summary import render_summary
@@ -693,7 +692,7 @@ def _write_s3(result: ScanResult, ctx: RenderContext, formats: tuple[str, ...], 
         for dest, fh in rendered:
             fh.seek(0)
             try:
-                write_output(dest, fh, s3)
+                s3.write(dest, fh)
             except UsageError as exc:  # S3Writer: the URL and the AWS error
                 failed.append(str(exc))
                 continue

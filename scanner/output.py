@@ -251,17 +251,3 @@ class S3Writer:
                                      ContentType=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"))
         except (ClientError, BotoCoreError) as exc:
             raise UsageError(f"cannot write {url}: {error_message(exc)}") from None
-
-
-def write_output(dest: str, data: bytes | IO[bytes], s3: S3Writer | None = None) -> None:
-    """Write one report file (bytes, or a file read from its current position) to a local path (atomically) or to
-    an s3:// URL."""
-    if is_s3(dest):
-        (s3 or S3Writer()).write(dest, data)
-    elif isinstance(data, bytes):
-        write_atomic(Path(dest), data)
-    else:
-        write_atomic(Path(dest), iter(lambda: data.read(CHUNK_BYTES), b""))
-
-
-CHUNK_BYTES = 1 << 16  # a file is copied in pieces of this size
